@@ -1,0 +1,143 @@
+"""Choosing which prunable weights a strategy acts on.
+
+A selector is one of:
+- a string: a regular expression that must fully match a layer name or a
+  weight path (`"conv_pw_.*"`, `".*/pointwise_kernel"`);
+- a layer class: every layer that is an instance of it (`keras.layers.Conv2D`);
+- a callable `predicate(layer) -> bool`;
+- a list of the above (their union).
+
+`exclude` takes the same forms and removes weights after `layers` selected
+them. Each selector must match something: a typo fails loudly.
+
+Example:
+
+>>> import keras
+>>> from tfsparse.selection import select_weights
+>>> model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3, name="a"), keras.layers.Dense(2, name="b")])
+>>> [w.path for w in select_weights(model, layers="a")]
+['sequential/a/kernel']
+"""
+
+from __future__ import annotations
+
+import importlib
+import re
+
+from tfsparse.prunable import prunable_weights
+
+
+def _as_list(selector):
+    if selector is None:
+        return []
+    if isinstance(selector, (list, tuple)):
+        return list(selector)
+    return [selector]
+
+
+def _matches(selector, weight) -> bool:
+    if isinstance(selector, str):
+        pattern = re.compile(selector)
+        return bool(pattern.fullmatch(weight.layer.name) or pattern.fullmatch(weight.path))
+    if isinstance(selector, type):
+        return isinstance(weight.layer, selector)
+    return bool(selector(weight.layer))
+
+
+def _check_selector(argument, selector):
+    if isinstance(selector, str):
+        try:
+            re.compile(selector)
+        except re.error as error:
+            raise ValueError(
+                f"Invalid value received for argument `{argument}`. Expected a valid "
+                f"regular expression ({error}). Received: {argument}={selector!r}"
+            ) from None
+    elif not (isinstance(selector, type) or callable(selector)):
+        raise ValueError(
+            f"Invalid value received for argument `{argument}`. Expected a layer "
+            "name or regex, a layer class, a predicate `f(layer) -> bool`, or a "
+            f"list of those. Received: {argument}={selector!r}"
+        )
+
+
+def _apply(argument, selectors, candidates, available):
+    chosen = []
+    for selector in selectors:
+        _check_selector(argument, selector)
+        hits = [w for w in candidates if _matches(selector, w)]
+        if not hits:
+            raise ValueError(
+                f"Invalid value received for argument `{argument}`. The selector "
+                f"{selector!r} matches no prunable weight. Prunable layers are: "
+                f"{', '.join(available)}. Fix the name or regex (it must match a "
+                f"whole layer name or weight path). Received: {argument}={selector!r}"
+            )
+        chosen.extend(w for w in hits if w not in chosen)
+    return chosen
+
+
+def select_weights(model, *, layers=None, exclude=None):
+    """Returns the prunable weights of `model` chosen by `layers`/`exclude`.
+
+    Args:
+        model: A built Keras model.
+        layers: Selector(s) of what to prune; `None` selects every prunable
+            weight. Defaults to `None`.
+        exclude: Selector(s) of what to leave dense. Defaults to `None`.
+
+    Returns:
+        A list of `tfsparse.prunable.PrunableWeight` in model order.
+
+    Raises:
+        ValueError: if a selector is malformed or matches nothing, or if
+            nothing is left to prune.
+    """
+    candidates = prunable_weights(model)
+    if not candidates:
+        raise ValueError(
+            "Invalid value received for argument `model`. It has no prunable "
+            "weights (kernels of Dense, Conv, Embedding, RNN ... layers). For a "
+            "custom layer, add a `get_prunable_weights()` method or call "
+            "`tfsparse.register_prunable(LayerClass, weights=[...])`. "
+            f"Received: model={model.name}"
+        )
+    available = sorted({w.layer.name for w in candidates})
+    selectors = _as_list(layers)
+    chosen = _apply("layers", selectors, candidates, available) if selectors else list(candidates)
+    excluded = _apply("exclude", _as_list(exclude), candidates, available)
+    chosen = [w for w in candidates if w in chosen and w not in excluded]
+    if not chosen:
+        raise ValueError(
+            "Invalid value received for argument `exclude`. It removes every "
+            f"selected weight, leaving nothing to prune. Received: exclude={exclude!r}"
+        )
+    return chosen
+
+
+def serialize_selector(selector):
+    """Returns a JSON-friendly form of a selector (strings and classes only)."""
+    if selector is None or isinstance(selector, str):
+        return selector
+    if isinstance(selector, (list, tuple)):
+        return [serialize_selector(s) for s in selector]
+    if isinstance(selector, type):
+        return {"layer_type": f"{selector.__module__}:{selector.__qualname__}"}
+    raise ValueError(
+        "Invalid value received for argument `layers`. A predicate function "
+        "cannot be saved in a config; use layer names, regular expressions or "
+        f"layer classes instead. Received: layers={selector!r}"
+    )
+
+
+def deserialize_selector(config):
+    """Inverse of `serialize_selector`."""
+    if config is None or isinstance(config, str):
+        return config
+    if isinstance(config, list):
+        return [deserialize_selector(c) for c in config]
+    module, _, qualname = config["layer_type"].partition(":")
+    target = importlib.import_module(module)
+    for part in qualname.split("."):
+        target = getattr(target, part)
+    return target

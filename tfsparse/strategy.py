@@ -1,0 +1,188 @@
+"""`Strategy`: the plugin contract, a `keras.callbacks.Callback`.
+
+A strategy selects weights, attaches masks to them when training starts,
+updates the masks at its schedule's steps (read from `optimizer.iterations`,
+so a resumed fit continues the schedule), and reports `sparsity` in `logs`
+(the progress bar and History show it). With `log_dir` it also writes
+per-weight sparsity scalars for TensorBoard.
+
+Two hooks complete the contract:
+- `prepare(model) -> model`, called by the user before `compile`. Mask-only
+  strategies return the same model; strategies that insert layers return a
+  modified copy with all weights kept.
+- `finalize(model) -> model` (a class method) turns a trained model into the
+  deployable one; the base version is `tfsparse.finalize`.
+
+Subclasses set `self.schedule` and implement
+`compute_masks(step, weights) -> list[np.ndarray]`; they may override
+`due_update(step)`.
+
+Example:
+
+>>> import keras, numpy as np, tfsparse
+>>> model = keras.Sequential([keras.Input((8,)), keras.layers.Dense(4)])
+>>> model.compile("sgd", "mse")
+>>> gmp = tfsparse.get_strategy("gmp")(target_sparsity=0.5, begin_step=0, end_step=4, frequency=2)
+>>> _ = model.fit(np.ones((8, 8)), np.ones((8, 4)), batch_size=1, verbose=0, callbacks=[gmp])
+>>> float(tfsparse.sparsity_report(model).sparsity)
+0.5
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+import keras
+import numpy as np
+
+from tfsparse import masks
+from tfsparse.prunable import check_model
+from tfsparse.selection import deserialize_selector, select_weights, serialize_selector
+
+
+class Strategy(keras.callbacks.Callback):
+    """Base class of every pruning or regularization strategy.
+
+    Args:
+        layers: Which weights to act on (see `tfsparse.selection`); `None`
+            means every prunable weight. Defaults to `None`.
+        exclude: Weights to leave alone, same forms. Defaults to `None`.
+        log_dir: Directory for TensorBoard scalars (per-weight sparsity),
+            or `None`. Defaults to `None`.
+    """
+
+    #: Registry name, set by subclasses.
+    name = None
+
+    def __init__(self, *, layers=None, exclude=None, log_dir=None):
+        super().__init__()
+        self.layers = layers
+        self.exclude = exclude
+        self.log_dir = log_dir
+        self.weights = []
+        self.history = []  # (step, overall sparsity) at every mask update
+        self._last_update = None
+        self._sparsity = 0.0
+        self._writer = None
+
+    # ----------------------------------------------------------- contract
+    def prepare(self, model):
+        """Returns the model to compile and train (the same one here)."""
+        check_model(model)
+        return model
+
+    @classmethod
+    def finalize(cls, model):
+        """Returns the deployable model (see `tfsparse.finalize`)."""
+        from tfsparse.export import finalize
+
+        return finalize(model)
+
+    def select(self, model):
+        """Returns the `PrunableWeight`s this strategy acts on."""
+        return select_weights(model, layers=self.layers, exclude=self.exclude)
+
+    def due_update(self, step: int):
+        """The schedule step whose masks are due before training step `step`.
+
+        Returns `None` when the masks are current. The default follows
+        `self.schedule` (a `tfsparse.schedules.Schedule`); it also catches up
+        on update steps the callback did not see (`steps_per_execution > 1`)
+        and on a resumed fit.
+        """
+        update_step = self.schedule.last_update_step(step)
+        return None if update_step == self._last_update else update_step
+
+    def compute_masks(self, step: int, weights):
+        """Returns one 0/1 numpy mask per weight in `weights` for `step`."""
+        raise NotImplementedError("Strategy subclasses implement compute_masks().")  # abstract
+
+    # ------------------------------------------------------------ helpers
+    def attach(self, model):
+        """Selects weights and attaches masks (from their zero patterns)."""
+        check_model(model)
+        self.weights = self.select(model)
+        with _distribution_scope(model):
+            for weight in self.weights:
+                masks.attach(weight.variable)
+        self._sparsity = self.current_sparsity()
+        return self.weights
+
+    def current_sparsity(self) -> float:
+        """Fraction of zeros over all selected weights, from their masks."""
+        zeros = total = 0
+        for weight in self.weights:
+            mask = keras.ops.convert_to_numpy(masks.get_mask(weight.variable).value)
+            zeros += mask.size - np.count_nonzero(mask)
+            total += mask.size
+        return float(zeros / total) if total else 0.0
+
+    def update_masks(self, step: int) -> None:
+        """Computes and applies new masks for `step`, and records it."""
+        new_masks = self.compute_masks(step, self.weights)
+        for weight, mask in zip(self.weights, new_masks):
+            masks.set_mask(weight.variable, mask)
+        self._last_update = step
+        self._sparsity = self.current_sparsity()
+        self.history.append((int(step), float(self._sparsity)))
+
+    # ---------------------------------------------------------- callbacks
+    def on_train_begin(self, logs=None):
+        self.attach(self.model)
+        if self.log_dir:
+            import tensorflow as tf  # only needed for TensorBoard files
+
+            self._writer = tf.summary.create_file_writer(self.log_dir)
+
+    def on_train_batch_begin(self, batch, logs=None):
+        step = int(keras.ops.convert_to_numpy(self.model.optimizer.iterations))
+        update_step = self.due_update(step)
+        if update_step is not None:
+            self.update_masks(update_step)
+
+    def on_train_batch_end(self, batch, logs=None):
+        if logs is not None:
+            logs["sparsity"] = self._sparsity
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None:
+            logs["sparsity"] = self._sparsity
+        if self._writer is not None:
+            self._write_scalars()
+
+    def on_train_end(self, logs=None):
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+
+    def _write_scalars(self):
+        import tensorflow as tf
+
+        step = int(keras.ops.convert_to_numpy(self.model.optimizer.iterations))
+        with self._writer.as_default():
+            tf.summary.scalar("sparsity/total", self._sparsity, step=step)
+            for weight in self.weights:
+                value = masks.sparsity(keras.ops.convert_to_numpy(weight.variable.value))
+                tf.summary.scalar(f"sparsity/{weight.path}", value, step=step)
+        self._writer.flush()
+
+    # ------------------------------------------------------- serialization
+    def get_config(self) -> dict:
+        return {
+            "layers": serialize_selector(self.layers),
+            "exclude": serialize_selector(self.exclude),
+            "log_dir": self.log_dir,
+        }
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        config["layers"] = deserialize_selector(config.get("layers"))
+        config["exclude"] = deserialize_selector(config.get("exclude"))
+        return cls(**config)
+
+
+def _distribution_scope(model):
+    """The model's `tf.distribute` scope, so masks are mirrored like weights."""
+    strategy = getattr(model, "distribute_strategy", None)
+    return strategy.scope() if strategy is not None else contextlib.nullcontext()
