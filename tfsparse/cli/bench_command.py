@@ -1,0 +1,39 @@
+"""`tfsparse bench FILE.tflite [--compare=OTHER.tflite]`: interleaved A/B latency.
+
+Example:
+
+    tfsparse bench out/sparse.tflite --compare=out/dense.tflite --threads=1 --runs=50
+"""
+
+from __future__ import annotations
+
+import json
+
+from absl import flags
+
+FLAGS = flags.FlagValues()
+_COMPARE = flags.DEFINE_string("compare", None, "A second .tflite, timed interleaved with the first.", flag_values=FLAGS)
+_THREADS = flags.DEFINE_integer("threads", 1, "Interpreter threads.", flag_values=FLAGS)
+_RUNS = flags.DEFINE_integer("runs", 20, "Timed runs per model.", flag_values=FLAGS)
+_WARMUP = flags.DEFINE_integer("warmup", 3, "Untimed runs per model first.", flag_values=FLAGS)
+_TARGET = flags.DEFINE_string("target", "local", "Where to run: local (LiteRT on this machine).", flag_values=FLAGS)
+_JSON = flags.DEFINE_bool("json", False, "Print JSON instead of a table.", flag_values=FLAGS)
+
+
+def run(path, *, compare=None, threads=1, runs=20, warmup=3, target="local"):
+    """Returns `tfsparse.bench.bench(...)`'s `BenchResult`."""
+    from tfsparse.bench import bench
+
+    return bench(path, compare=compare, threads=threads, runs=runs, warmup=warmup, target=target)
+
+
+def main(argv):
+    if len(argv) != 2:
+        raise ValueError(
+            "Invalid value received for argument `path`. Expected exactly one "
+            f".tflite file: tfsparse bench FILE.tflite. Received: {argv[1:]}"
+        )
+    result = run(argv[1], compare=_COMPARE.value, threads=_THREADS.value, runs=_RUNS.value,
+                 warmup=_WARMUP.value, target=_TARGET.value)
+    print(json.dumps(result.to_dict(), indent=2) if _JSON.value else result)
+    return 0

@@ -1,0 +1,56 @@
+"""`tfsparse export`: a `.keras` model to `.tflite` (dense, sparse, xnnpack, int8).
+
+Example:
+
+    tfsparse export --model=out/pruned.keras --output=out/model.tflite --target=sparse
+"""
+
+from __future__ import annotations
+
+import json
+
+from absl import flags
+
+from tfsparse import data as datasets
+from tfsparse.model_source import load_model_source
+
+FLAGS = flags.FlagValues()
+_MODEL = flags.DEFINE_string("model", None, "A .keras file (or FILE.py:FUNCTION).", flag_values=FLAGS)
+_OUTPUT = flags.DEFINE_string("output", None, "The .tflite file to write.", flag_values=FLAGS)
+_TARGET = flags.DEFINE_enum("target", "sparse", ["dense", "sparse", "xnnpack", "int8"], "Export target.", flag_values=FLAGS)
+_DATA = flags.DEFINE_string("representative_data", None,
+                            "Dataset name or .npz whose training images calibrate int8 (and sample verification).",
+                            flag_values=FLAGS)
+_IMAGE_SIZE = flags.DEFINE_integer("image_size", None, "Pad dataset images to this size.", flag_values=FLAGS)
+_CHANNELS = flags.DEFINE_integer("channels", None, "Replicate grayscale to this many channels.", flag_values=FLAGS)
+_SAMPLES = flags.DEFINE_integer("samples", 200, "Representative samples to use.", flag_values=FLAGS)
+_VERIFY = flags.DEFINE_bool("verify", True, "Compare the .tflite with Keras on sample inputs.", flag_values=FLAGS)
+_OVERWRITE = flags.DEFINE_bool("overwrite", False, "Replace an existing output file.", flag_values=FLAGS)
+_JSON = flags.DEFINE_bool("json", False, "Print the result as JSON.", flag_values=FLAGS)
+REQUIRED = ("model", "output")
+
+
+def run(*, model, output, target="sparse", representative_data=None, image_size=None, channels=None,
+        samples=200, verify=True, overwrite=False):
+    """Loads `model` and calls `tfsparse.export`; returns its `ExportResult`."""
+    from tfsparse.export import export
+    from tfsparse.outputs import check_output_path
+
+    check_output_path(output, overwrite=overwrite)
+    keras_model = load_model_source(model, compile=False)
+    representative = None
+    if representative_data:
+        dataset = datasets.load(representative_data, image_size=image_size, channels=channels, limit=samples)
+        datasets.check_fits(dataset, keras_model)
+        representative = dataset.x_train[:samples]
+    return export(keras_model, output, target=target, representative_data=representative,
+                  verify=verify, overwrite=overwrite)
+
+
+def main(argv):
+    del argv
+    result = run(model=_MODEL.value, output=_OUTPUT.value, target=_TARGET.value,
+                 representative_data=_DATA.value, image_size=_IMAGE_SIZE.value, channels=_CHANNELS.value,
+                 samples=_SAMPLES.value, verify=_VERIFY.value, overwrite=_OVERWRITE.value)
+    print(json.dumps(result.to_dict(), indent=2) if _JSON.value else result)
+    return 0

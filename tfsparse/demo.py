@@ -1,0 +1,136 @@
+"""The demo: prune a MobileNet-V1-style network on Fashion-MNIST end to end.
+
+Dense training, then GMP to 90% on the 1x1 convolutions (the weights XNNPACK
+runs sparse) with fine-tuning, export of a dense and a sparse `.tflite`,
+verification of both against Keras, a local interleaved benchmark, and a
+`REPORT.md` with plots. `quick=True` uses a data subset and fewer steps.
+
+Example:
+
+>>> from tfsparse.demo import DemoConfig
+>>> DemoConfig.quick_config().dense_epochs
+1
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import time
+
+import keras
+from absl import logging
+
+from tfsparse import data as datasets
+from tfsparse import plots
+from tfsparse.demo_report import render_report
+from tfsparse.model_source import load_model_source
+from tfsparse.outputs import atomic_output, check_output_dir, write_text
+from tfsparse.report import sparsity_report
+from tfsparse.strategies.gmp import GMP
+from tfsparse.training import compile_classifier
+
+MODEL_SPEC = "models/mobilenet_v1.py:mobilenet_v1"
+OUTPUT_FILES = ("dense.keras", "pruned.keras", "dense.tflite", "sparse.tflite", "REPORT.md", "demo.json",
+                "sparsity.png", "accuracy.png", "size.png")
+
+
+@dataclasses.dataclass(frozen=True)
+class DemoConfig:
+    """Demo settings (the defaults are the full demo)."""
+
+    width: float = 1.0
+    target_sparsity: float = 0.9
+    dense_epochs: int = 2
+    prune_epochs: int = 3
+    batch_size: int = 128
+    train_limit: int | None = None
+    test_limit: int | None = None
+    bench_runs: int = 30
+    seed: int = 0
+
+    @classmethod
+    def quick_config(cls):
+        return cls(width=0.5, dense_epochs=1, prune_epochs=2, train_limit=6000, test_limit=2000, bench_runs=10)
+
+
+def _train(model, dataset, *, epochs, batch_size, learning_rate, callbacks=()):
+    steps = -(-len(dataset.x_train) // batch_size) * epochs
+    schedule = keras.optimizers.schedules.CosineDecay(learning_rate, decay_steps=steps, alpha=0.05)
+    compile_classifier(model, optimizer=keras.optimizers.Adam(schedule))
+    model.fit(dataset.x_train, dataset.y_train, batch_size=batch_size, epochs=epochs,
+              validation_data=(dataset.x_test, dataset.y_test), callbacks=list(callbacks), verbose=2)
+    return model.evaluate(dataset.x_test, dataset.y_test, batch_size=256, verbose=0, return_dict=True)["accuracy"]
+
+
+def _save(model, path):
+    with atomic_output(path) as tmp:
+        model.save(tmp)
+
+
+def run(*, output, quick=False, config=None):
+    """Runs the demo and writes its files into `output`.
+
+    Args:
+        output: Directory for the results (created if only it is missing;
+            existing demo files are refused).
+        quick: Use `DemoConfig.quick_config()`. Defaults to `False`.
+        config: A `DemoConfig` overriding both. Defaults to `None`.
+
+    Returns:
+        A dict of the measured figures (also written to `demo.json`).
+    """
+    from tfsparse.bench import bench
+    from tfsparse.export import export
+
+    config = config or (DemoConfig.quick_config() if quick else DemoConfig())
+    output = check_output_dir(output, files=OUTPUT_FILES)
+    started = time.time()
+    keras.utils.set_random_seed(config.seed)
+    dataset = datasets.load("fashion_mnist", image_size=32, channels=3, limit=config.train_limit, seed=config.seed)
+    if config.test_limit:
+        dataset = dataclasses.replace(dataset, x_test=dataset.x_test[: config.test_limit],
+                                      y_test=dataset.y_test[: config.test_limit])
+    model = load_model_source(MODEL_SPEC, input_shape=dataset.x_train.shape[1:], num_classes=dataset.num_classes,
+                              width=config.width)
+    logging.info("Dense training: %d epochs on %d images.", config.dense_epochs, len(dataset.x_train))
+    dense_accuracy = _train(model, dataset, epochs=config.dense_epochs, batch_size=config.batch_size,
+                            learning_rate=1e-3)
+    _save(model, os.path.join(output, "dense.keras"))
+
+    pruned = keras.models.clone_model(model)
+    pruned.set_weights(model.get_weights())
+    steps = -(-len(dataset.x_train) // config.batch_size) * config.prune_epochs
+    end_step = max(2, int(steps * 0.6))
+    gmp = GMP(target_sparsity=config.target_sparsity, begin_step=0, end_step=end_step,
+              frequency=max(1, end_step // 20), layers=".*_pw")
+    logging.info("GMP to %.0f%% on the 1x1 convolutions over %d steps, then fine-tuning to step %d.",
+                 100 * config.target_sparsity, end_step, steps)
+    pruned_accuracy = _train(pruned, dataset, epochs=config.prune_epochs, batch_size=config.batch_size,
+                             learning_rate=5e-4, callbacks=[gmp])
+    _save(pruned, os.path.join(output, "pruned.keras"))
+    report = sparsity_report(pruned)
+    plots.sparsity_plot(gmp.history, report, os.path.join(output, "sparsity.png"), title="GMP on the 1x1 convolutions")
+
+    sample = dataset.x_test[:64]
+    dense_export = export(model, os.path.join(output, "dense.tflite"), target="dense", representative_data=sample)
+    sparse_export = export(pruned, os.path.join(output, "sparse.tflite"), target="sparse", representative_data=sample)
+    timing = bench(sparse_export.path, compare=dense_export.path, threads=1, runs=config.bench_runs)
+
+    figures = {
+        "config": dataclasses.asdict(config),
+        "train_images": len(dataset.x_train), "test_images": len(dataset.x_test),
+        "dense_accuracy": float(dense_accuracy), "pruned_accuracy": float(pruned_accuracy),
+        "pruned_1x1_sparsity": float(sparsity_report(pruned, weights=gmp.weights).sparsity),
+        "model_sparsity": float(report.sparsity),
+        "dense_export": dense_export.to_dict(), "sparse_export": sparse_export.to_dict(),
+        "bench": timing.to_dict(), "seconds": round(time.time() - started, 1),
+    }
+    plots.bar_chart({"dense": 100 * figures["dense_accuracy"], "pruned": 100 * figures["pruned_accuracy"]},
+                    os.path.join(output, "accuracy.png"), title="Fashion-MNIST test accuracy", ylabel="%")
+    plots.bar_chart({"dense": dense_export.size_bytes / 1e6, "sparse": sparse_export.size_bytes / 1e6},
+                    os.path.join(output, "size.png"), title=".tflite size", ylabel="MB")
+    write_text(os.path.join(output, "demo.json"), json.dumps(figures, indent=2, default=str))
+    write_text(os.path.join(output, "REPORT.md"), render_report(figures, report, timing))
+    return figures

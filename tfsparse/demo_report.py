@@ -1,0 +1,73 @@
+"""Renders the demo's `REPORT.md` from its measured figures.
+
+Example:
+
+>>> from tfsparse.demo_report import accuracy_delta
+>>> accuracy_delta({"dense_accuracy": 0.91, "pruned_accuracy": 0.905})
+'-0.50 points'
+"""
+
+from __future__ import annotations
+
+
+def accuracy_delta(figures) -> str:
+    delta = 100 * (figures["pruned_accuracy"] - figures["dense_accuracy"])
+    return f"{delta:+.2f} points"
+
+
+def render_report(figures, report, timing) -> str:
+    """Markdown with accuracy, sparsity, sizes, verification and latency."""
+    config = figures["config"]
+    dense, sparse = figures["dense_export"], figures["sparse_export"]
+    return f"""# tfsparse demo report
+
+MobileNet-V1-style network (width {config['width']}, XNNPACK-friendly form) on Fashion-MNIST
+(32x32, grayscale replicated to 3 channels): {figures['train_images']} training and
+{figures['test_images']} test images. Dense training for {config['dense_epochs']} epoch(s), then GMP
+to {config['target_sparsity']:.0%} on the 1x1 convolutions with fine-tuning for
+{config['prune_epochs']} epoch(s) ({config['dense_epochs'] + config['prune_epochs']} epochs in all for
+the pruned model). Took {figures['seconds']:.0f} s.
+
+## Accuracy (test set)
+| model | accuracy |
+|---|---|
+| dense ({config['dense_epochs']} epochs) | {figures['dense_accuracy']:.4f} |
+| pruned ({figures['pruned_1x1_sparsity']:.1%} of 1x1 weights zero) | {figures['pruned_accuracy']:.4f} |
+| difference | {accuracy_delta(figures)} |
+
+![accuracy](accuracy.png)
+
+## Sparsity
+1x1 convolutions: {figures['pruned_1x1_sparsity']:.2%} zeros; all prunable weights:
+{figures['model_sparsity']:.2%}.
+
+![sparsity](sparsity.png)
+
+```
+{report}
+```
+
+## .tflite files
+| file | bytes | sparse-encoded tensors | verification (max abs error vs Keras) |
+|---|---|---|---|
+| dense.tflite | {dense['size_bytes']} | {len(dense.get('sparse_tensors', []))} | {_verification(dense)} |
+| sparse.tflite | {sparse['size_bytes']} | {len(sparse.get('sparse_tensors', []))} | {_verification(sparse)} |
+
+The sparse file is {sparse['size_bytes'] / dense['size_bytes']:.1%} of the dense one.
+
+![size](size.png)
+
+## Latency on this machine (LiteRT, 1 thread, interleaved runs)
+```
+{timing}
+```
+This machine is x86: XNNPACK disables its sparse kernels on x86 CPUs with AVX on purpose, so no
+speedup is expected here. The sparse speedup shows on ARM (see `tfsparse bench --target=arm-emu`
+once the emulated ARM target is set up).
+"""
+
+
+def _verification(export) -> str:
+    verification = export.get("verification") or {}
+    error = verification.get("max_abs_error")
+    return "not run" if error is None else f"{error:.2e} ({'pass' if verification.get('passed', True) else 'FAIL'})"

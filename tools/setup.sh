@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Installs everything tfsparse needs on a fresh Debian machine, idempotently:
+# Debian packages (the Fashion-MNIST dataset), tfsparse in editable mode with
+# its extras, and every plugin distribution under plugins/.
+# Usage: bash tools/setup.sh        (set TFSPARSE_SKIP_APT=1 to skip apt)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PYTHON="${PYTHON:-python3}"
+APT_PACKAGES=(dataset-fashion-mnist)
+
+if [ -z "${TFSPARSE_SKIP_APT:-}" ]; then
+  missing=()
+  for package in "${APT_PACKAGES[@]}"; do
+    dpkg -s "$package" >/dev/null 2>&1 || missing+=("$package")
+  done
+  if [ "${#missing[@]}" -gt 0 ]; then
+    SUDO=""
+    [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+    echo "setup: installing Debian packages: ${missing[*]}"
+    $SUDO apt-get update
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y --no-install-recommends "${missing[@]}"
+  else
+    echo "setup: Debian packages present: ${APT_PACKAGES[*]}"
+  fi
+fi
+
+echo "setup: installing tfsparse (editable, extras test,data)"
+"$PYTHON" -m pip install --disable-pip-version-check -q -e ".[test,data]"
+
+for plugin in plugins/*/; do
+  if [ -f "$plugin/setup.cfg" ] || [ -f "$plugin/pyproject.toml" ] || [ -f "$plugin/setup.py" ]; then
+    echo "setup: installing plugin $plugin"
+    "$PYTHON" -m pip install --disable-pip-version-check -q -e "$plugin"
+  fi
+done
+
+"$PYTHON" -c "import tfsparse, keras; print(f'setup: tfsparse {tfsparse.__version__} with Keras {keras.__version__} ready')"
