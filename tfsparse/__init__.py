@@ -24,11 +24,12 @@ _LAZY = {
     "select_weights": "tfsparse.selection",
     "sparsity_report": "tfsparse.report",
     "SparsityReport": "tfsparse.report",
-    "finalize": "tfsparse.export",
-    "register_finalizer": "tfsparse.export",
-    "export": "tfsparse.export",
-    "ExportResult": "tfsparse.export",
-    "inspect_tflite": "tfsparse.export",
+    "finalize": "tfsparse.deploy",
+    "register_finalizer": "tfsparse.deploy",
+    "ExportError": "tfsparse.deploy",
+    "export": "tfsparse.deploy",
+    "ExportResult": "tfsparse.deploy",
+    "inspect_tflite": "tfsparse.deploy",
     "bench": "tfsparse.bench",
 }
 _SUBMODULES = ("masks", "schedules", "data", "registry", "selection", "prunable", "strategies")

@@ -42,7 +42,7 @@ class DemoConfig:
 
     width: float = 1.0
     target_sparsity: float = 0.9
-    dense_epochs: int = 2
+    dense_epochs: int = 3
     prune_epochs: int = 3
     batch_size: int = 128
     train_limit: int | None = None
@@ -69,7 +69,7 @@ def _save(model, path):
         model.save(tmp)
 
 
-def run(*, output, quick=False, config=None):
+def run(*, output, quick=False, config=None, overwrite=False):
     """Runs the demo and writes its files into `output`.
 
     Args:
@@ -77,15 +77,17 @@ def run(*, output, quick=False, config=None):
             existing demo files are refused).
         quick: Use `DemoConfig.quick_config()`. Defaults to `False`.
         config: A `DemoConfig` overriding both. Defaults to `None`.
+        overwrite: Replace the files of an earlier demo in `output`.
+            Defaults to `False`.
 
     Returns:
         A dict of the measured figures (also written to `demo.json`).
     """
     from tfsparse.bench import bench
-    from tfsparse.export import export
+    from tfsparse.deploy import export
 
     config = config or (DemoConfig.quick_config() if quick else DemoConfig())
-    output = check_output_dir(output, files=OUTPUT_FILES)
+    output = check_output_dir(output, files=OUTPUT_FILES, overwrite=overwrite)
     started = time.time()
     keras.utils.set_random_seed(config.seed)
     dataset = datasets.load("fashion_mnist", image_size=32, channels=3, limit=config.train_limit, seed=config.seed)
@@ -114,8 +116,10 @@ def run(*, output, quick=False, config=None):
     plots.sparsity_plot(gmp.history, report, os.path.join(output, "sparsity.png"), title="GMP on the 1x1 convolutions")
 
     sample = dataset.x_test[:64]
-    dense_export = export(model, os.path.join(output, "dense.tflite"), target="dense", representative_data=sample)
-    sparse_export = export(pruned, os.path.join(output, "sparse.tflite"), target="sparse", representative_data=sample)
+    dense_export = export(model, os.path.join(output, "dense.tflite"), target="dense", representative_data=sample,
+                          overwrite=overwrite)
+    sparse_export = export(pruned, os.path.join(output, "sparse.tflite"), target="sparse",
+                           representative_data=sample, overwrite=overwrite)
     timing = bench(sparse_export.path, compare=dense_export.path, threads=1, runs=config.bench_runs)
 
     figures = {

@@ -8,12 +8,14 @@ half-written file, and an existing file is replaced only when asked.
 Example:
 
 >>> import os, tempfile
->>> from tfsparse.outputs import atomic_output
+>>> from tfsparse.outputs import atomic_output, write_text
 >>> path = os.path.join(tempfile.mkdtemp(), "a.txt")
 >>> with atomic_output(path) as tmp:
-...     _ = open(tmp, "w").write("done")
->>> open(path).read()
-'done'
+...     with open(tmp, "w") as handle:
+...         _ = handle.write("done")
+>>> write_text(path + ".md", "# ok")
+>>> sorted(os.listdir(os.path.dirname(path)))
+['a.txt', 'a.txt.md']
 """
 
 from __future__ import annotations

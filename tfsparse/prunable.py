@@ -16,9 +16,9 @@ and subclassed models all work. Matching is `isinstance`-based: a subclass of
 Example:
 
 >>> import keras, tfsparse
->>> model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
->>> [w.path for w in tfsparse.prunable_weights(model)]
-['sequential/dense/kernel']
+>>> model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2, name="fc")])
+>>> [(w.layer.name, w.name) for w in tfsparse.prunable_weights(model)]
+[('fc', 'kernel')]
 """
 
 from __future__ import annotations

@@ -15,8 +15,8 @@ Example:
 >>> import keras
 >>> from tfsparse.selection import select_weights
 >>> model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3, name="a"), keras.layers.Dense(2, name="b")])
->>> [w.path for w in select_weights(model, layers="a")]
-['sequential/a/kernel']
+>>> [(w.layer.name, w.name) for w in select_weights(model, layers="a")]
+[('a', 'kernel')]
 """
 
 from __future__ import annotations

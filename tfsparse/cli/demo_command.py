@@ -16,20 +16,21 @@ from tfsparse import demo
 
 FLAGS = flags.FlagValues()
 _QUICK = flags.DEFINE_bool("quick", False, "A data subset and fewer steps (about 2 minutes).", flag_values=FLAGS)
+_OVERWRITE = flags.DEFINE_bool("overwrite", False, "Replace an earlier demo's files in --output.", flag_values=FLAGS)
 _OUTPUT = flags.DEFINE_string("output", None, "Output directory (default: tfsparse-demo/run-TIME).", flag_values=FLAGS)
 
 
-def run(*, output=None, quick=False):
+def run(*, output=None, quick=False, overwrite=False):
     """Runs `tfsparse.demo.run`; the default output is a new timestamped folder."""
     if output is None:
         os.makedirs("tfsparse-demo", exist_ok=True)
         output = os.path.join("tfsparse-demo", time.strftime("run-%Y%m%d-%H%M%S"))
-    return output, demo.run(output=output, quick=quick)
+    return output, demo.run(output=output, quick=quick, overwrite=overwrite)
 
 
 def main(argv):
     del argv
-    output, figures = run(output=_OUTPUT.value, quick=_QUICK.value)
+    output, figures = run(output=_OUTPUT.value, quick=_QUICK.value, overwrite=_OVERWRITE.value)
     dense, sparse = figures["dense_export"], figures["sparse_export"]
     print(
         f"\ndense accuracy  {figures['dense_accuracy']:.4f}\n"

@@ -32,8 +32,8 @@ REQUIRED = ("model", "output")
 
 def run(*, model, output, target="sparse", representative_data=None, image_size=None, channels=None,
         samples=200, verify=True, overwrite=False):
-    """Loads `model` and calls `tfsparse.export`; returns its `ExportResult`."""
-    from tfsparse.export import export
+    """Loads `model` and calls `tfsparse.deploy`; returns its `ExportResult`."""
+    from tfsparse.deploy import export
     from tfsparse.outputs import check_output_path
 
     check_output_path(output, overwrite=overwrite)

@@ -26,7 +26,7 @@ def run(path):
 
         return sparsity_report(load_keras_file(path, compile=False))
     if path.endswith(".tflite"):
-        from tfsparse.export import inspect_tflite
+        from tfsparse.deploy import inspect_tflite
 
         return inspect_tflite(path)
     raise ValueError(

@@ -1,0 +1,26 @@
+"""`tfsparse demo --quick` end to end (a few minutes: marked slow)."""
+
+import json
+
+import pytest
+
+
+@pytest.mark.slow
+def test_demo_quick_end_to_end(cli, tmp_path):
+    out = tmp_path / "demo"
+    status, stdout, stderr = cli("demo", "--quick", f"--output={out}")
+    assert status == 0, stderr
+    figures = json.loads((out / "demo.json").read_text())
+    assert figures["pruned_1x1_sparsity"] == pytest.approx(0.9, abs=1e-3)
+    assert figures["dense_accuracy"] > 0.6 and figures["pruned_accuracy"] > 0.6
+    assert figures["sparse_export"]["size_bytes"] < figures["dense_export"]["size_bytes"]
+    assert figures["sparse_export"]["verification"]["passed"]
+    assert figures["dense_export"]["verification"]["passed"]
+    for name in ("REPORT.md", "sparsity.png", "accuracy.png", "size.png", "dense.tflite", "sparse.tflite",
+                 "dense.keras", "pruned.keras"):
+        assert (out / name).stat().st_size > 0
+    report = (out / "REPORT.md").read_text()
+    assert f"{figures['pruned_accuracy']:.4f}" in report
+    assert "pruned accuracy" in stdout
+    status, _, stderr = cli("demo", "--quick", f"--output={out}")
+    assert status == 1 and "--overwrite" in stderr  # a second run never replaces results

@@ -1,0 +1,129 @@
+"""Export targets: how each one saves and converts a model.
+
+| target    | weights              | sparse encoding | batch dimension |
+|-----------|----------------------|-----------------|-----------------|
+| `dense`   | float32              | never           | the model's own |
+| `sparse`  | float32              | where smaller   | the model's own |
+| `xnnpack` | float32              | where smaller   | fixed to 1      |
+| `int8`    | int8 (full-integer)  | where smaller   | the model's own |
+
+`xnnpack` fixes the batch to 1 because XNNPACK's sparse (NCHW) path needs
+static shapes (see `shared/design/xnnpack-sparse.md`). `int8` is full-integer
+post-training quantization calibrated on `representative_data`: every op
+runs in int8 (`TFLITE_BUILTINS_INT8`; a model with an op that has no int8
+kernel is refused), while the model's inputs and outputs stay float32, with
+QUANTIZE/DEQUANTIZE at the edges, so the file is a drop-in replacement for
+the float one. "Where smaller" is decided per tensor after conversion by
+`tfsparse.deploy.encoding`.
+
+Example:
+
+>>> from tfsparse.deploy.targets import get_target
+>>> get_target("xnnpack").batch_size
+1
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import warnings
+
+import keras
+import tensorflow as tf
+from keras.src.export import export_utils
+
+
+@dataclasses.dataclass(frozen=True)
+class Target:
+    """How one export target converts.
+
+    Attributes:
+        name: The target name.
+        sparse: Convert with `tf.lite.Optimize.EXPERIMENTAL_SPARSITY`.
+        int8: Full-integer post-training quantization.
+        batch_size: The fixed batch size, or `None` to keep the model's.
+    """
+
+    name: str
+    sparse: bool
+    int8: bool = False
+    batch_size: int | None = None
+
+
+TARGETS = {
+    "dense": Target("dense", sparse=False),
+    "sparse": Target("sparse", sparse=True),
+    "xnnpack": Target("xnnpack", sparse=True, batch_size=1),
+    "int8": Target("int8", sparse=True, int8=True),
+}
+
+
+def get_target(name) -> Target:
+    """Returns the `Target` called `name`.
+
+    Raises:
+        ValueError: if `name` is not one of `TARGETS`.
+    """
+    if name not in TARGETS:
+        raise ValueError(
+            "Invalid value received for argument `target`. Expected one of "
+            f"{sorted(TARGETS)}. Received: target={name!r}"
+        )
+    return TARGETS[name]
+
+
+def input_signature(model, *, batch_size=None):
+    """The model's input signature for `model.export`, batch fixed if asked.
+
+    Args:
+        model: A built, called `keras.Model`.
+        batch_size: The batch size to fix, or `None` to keep the model's.
+            Defaults to `None`.
+    """
+    signature = export_utils.get_input_signature(model)
+    if batch_size is None:
+        return signature
+
+    def fix(spec):
+        shape = tuple(spec.shape)
+        return keras.InputSpec(shape=(batch_size, *shape[1:]), dtype=spec.dtype, name=spec.name)
+
+    return keras.tree.map_structure(fix, signature)
+
+
+def converter(saved_model_dir, target, *, sparse=None, samples=None):
+    """A `tf.lite.TFLiteConverter` configured for `target`.
+
+    Args:
+        saved_model_dir: The SavedModel to convert.
+        target: A `Target`.
+        sparse: Override `target.sparse` (used to convert a dense twin).
+            Defaults to `None`.
+        samples: Calibration samples (`{name: array}` dicts) for int8.
+            Defaults to `None`.
+    """
+    result = tf.lite.TFLiteConverter.from_saved_model(saved_model_dir)
+    optimizations = []
+    if target.int8:
+        optimizations.append(tf.lite.Optimize.DEFAULT)
+        result.representative_dataset = lambda: iter(samples)
+        result.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        result.inference_input_type = tf.float32
+        result.inference_output_type = tf.float32
+    if target.sparse if sparse is None else sparse:
+        optimizations.append(tf.lite.Optimize.EXPERIMENTAL_SPARSITY)
+    result.optimizations = optimizations
+    return result
+
+
+def run_converter(converter_):
+    """`converter_.convert()`, without TF's own deprecation noise.
+
+    The int8 calibrator inside TensorFlow instantiates the deprecated
+    `tf.lite.Interpreter`, which warns the caller to migrate to LiteRT; that
+    warning is about TensorFlow's internals, not the caller's code.
+    """
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r"\s*Warning: tf\.lite\.Interpreter is deprecated",
+                                category=UserWarning)
+        return converter_.convert()
