@@ -134,6 +134,15 @@ def atomic_output(path, *, overwrite=True, suffix=None):
             os.remove(tmp)
 
 
+def write_bytes(path, content, *, overwrite=True) -> None:
+    """Writes `content` to `path` atomically (flushed to disk first)."""
+    with atomic_output(path, overwrite=overwrite) as tmp:
+        with open(tmp, "wb") as handle:
+            handle.write(content)
+            handle.flush()
+            os.fsync(handle.fileno())
+
+
 def write_text(path, text, *, overwrite=True) -> None:
     """Writes `text` to `path` atomically."""
     with atomic_output(path, overwrite=overwrite) as tmp:

@@ -123,7 +123,7 @@ def test_existing_output_refused_without_overwrite(tmp_path, sparse_mlp, monkeyp
         raise AssertionError("export did work before checking the path")
 
     monkeypatch.setattr(convert_module, "finalize", must_not_run)
-    with pytest.raises(ValueError, match="already exists; pass overwrite=True"):
+    with pytest.raises(ValueError, match="already exists and is left untouched; pass overwrite=True"):
         export(sparse_mlp, path)
     assert path.read_bytes() == b"old"
 
@@ -138,7 +138,7 @@ def test_existing_output_replaced_with_overwrite(tmp_path, sparse_mlp):
 
 
 def test_missing_directory_is_refused(tmp_path, sparse_mlp):
-    with pytest.raises(ValueError, match="existing directory; create"):
+    with pytest.raises(ValueError, match="does not exist; create it first"):
         export(sparse_mlp, tmp_path / "missing" / "m.tflite")
     assert not (tmp_path / "missing").exists()
 

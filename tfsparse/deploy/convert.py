@@ -41,6 +41,7 @@ from absl import logging
 from tfsparse.deploy import encoding, samples as samples_lib, targets
 from tfsparse.deploy.errors import ExportError
 from tfsparse.deploy.finalize import check_model, finalize
+from tfsparse.outputs import check_output_path, write_bytes
 from tfsparse.deploy.result import ExportResult
 from tfsparse.deploy.tflite_file import TfliteSummary
 from tfsparse.deploy.verify import signature_inputs, verify_tflite
@@ -115,7 +116,7 @@ def export(model, path, *, target="sparse", representative_data=None, verify=Tru
     verification = None
     if verify:
         verification = verify_tflite(content, model=model, samples=samples, quantized=spec.int8)
-    _write_atomically(path, content, overwrite=overwrite)
+    write_bytes(path, content, overwrite=overwrite)
     summary = TfliteSummary.from_bytes(content, path=path)
     logging.info("tfsparse.deploy: wrote %s (%d bytes)", path, len(content))
     return ExportResult(
@@ -137,24 +138,7 @@ def _check_path(path, *, overwrite):
             "Invalid value received for argument `path`. Expected a file path ending in "
             f"`.tflite`. Received: path={path!r}"
         )
-    path = os.fspath(path)
-    directory = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(directory):
-        raise ValueError(
-            "Invalid value received for argument `path`. Expected a file in an existing "
-            f"directory; create {directory!r} first (e.g. `os.makedirs`). Received: path={path!r}"
-        )
-    if os.path.isdir(path):
-        raise ValueError(
-            "Invalid value received for argument `path`. Expected a file, not a directory. "
-            f"Received: path={path!r}"
-        )
-    if os.path.exists(path) and not overwrite:
-        raise ValueError(
-            "Invalid value received for argument `path`. The file already exists; pass "
-            f"overwrite=True to replace it, or choose another path. Received: path={path!r}"
-        )
-    return path
+    return check_output_path(path, overwrite=overwrite, argument="path")
 
 
 def _save(model, directory, spec):
@@ -187,24 +171,3 @@ def _convert(saved, spec, model, *, samples=None, sparse=None, what=None):
             f"The TFLite converter rejected model {model.name!r} ({what}): "
             f"{type(error).__name__}: {' '.join(message[:3]) or '(no message)'}. {hint}"
         ) from error
-
-
-def _write_atomically(path, content, *, overwrite):
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{os.path.basename(path)}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(content)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)
-        if not overwrite and os.path.exists(path):
-            raise ValueError(
-                "Invalid value received for argument `path`. The file appeared while "
-                f"exporting; pass overwrite=True to replace it. Received: path={path!r}"
-            )
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
