@@ -1,0 +1,49 @@
+"""The plugin contract, checked for every registered strategy."""
+
+import keras
+import numpy as np
+import pytest
+
+import tfsparse
+from tfsparse.training import make_strategy
+
+NAMES = [info.name for info in tfsparse.list_strategies()]
+
+
+def _strategy(name):
+    return make_strategy(name, target_sparsity=0.5, steps={"begin_step": 0, "end_step": 8, "frequency": 2})
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_is_a_callback_with_name_and_config_round_trip(name):
+    strategy = _strategy(name)
+    assert isinstance(strategy, tfsparse.Strategy) and isinstance(strategy, keras.callbacks.Callback)
+    assert strategy.name == name
+    clone = type(strategy).from_config(strategy.get_config())
+    assert clone.get_config() == strategy.get_config()
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_trains_reports_sparsity_and_finalizes(name, mlp, classification_data):
+    x, y = classification_data
+    strategy = _strategy(name)
+    model = strategy.prepare(mlp)
+    model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    history = model.fit(x, y, batch_size=32, epochs=2, verbose=0, callbacks=[strategy])
+    assert "sparsity" in history.history and history.history["sparsity"][-1] > 0
+    deployable = type(strategy).finalize(model)
+    assert deployable is not model
+    np.testing.assert_allclose(deployable.predict(x[:8], verbose=0), model.predict(x[:8], verbose=0), atol=1e-6)
+
+
+@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("bad", [object(), "model.keras"])
+def test_prepare_rejects_non_keras_models(name, bad):
+    with pytest.raises(ValueError, match="Expected a Keras 3 model"):
+        _strategy(name).prepare(bad)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_prepare_rejects_unbuilt_models(name):
+    with pytest.raises(ValueError, match="not built"):
+        _strategy(name).prepare(keras.Sequential([keras.layers.Dense(2)]))
