@@ -74,7 +74,7 @@ class Strategy(keras.callbacks.Callback):
     @classmethod
     def finalize(cls, model):
         """Returns the deployable model (see `tfsparse.finalize`)."""
-        from tfsparse.export import finalize
+        from tfsparse.deploy import finalize
 
         return finalize(model)
 
