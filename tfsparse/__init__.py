@@ -30,9 +30,8 @@ _LAZY = {
     "export": "tfsparse.deploy",
     "ExportResult": "tfsparse.deploy",
     "inspect_tflite": "tfsparse.deploy",
-    "bench": "tfsparse.bench",
 }
-_SUBMODULES = ("masks", "schedules", "data", "registry", "selection", "prunable", "strategies")
+_SUBMODULES = ("masks", "schedules", "data", "registry", "selection", "prunable", "strategies", "bench", "deploy")
 
 __all__ = sorted([*_LAZY, *_SUBMODULES])
 

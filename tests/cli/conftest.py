@@ -29,7 +29,7 @@ def builder_file(tmp_path):
             inputs = keras.Input(input_shape)
             x = keras.layers.Conv2D(16, 3, padding="same", activation="relu", name="conv")(inputs)
             x = keras.layers.Conv2D(32, 1, activation="relu", name="pw")(x)
-            x = keras.layers.GlobalAveragePooling2D()(x)
+            x = keras.layers.Flatten()(x)
             return keras.Model(inputs, keras.layers.Dense(num_classes, name="logits")(x))
         """
     ))

@@ -1,0 +1,18 @@
+"""Benchmarks of `.tflite` files: `bench(path, compare=...)` -> `BenchResult`.
+
+Runners (targets) time the files; `"local"` runs LiteRT on this machine.
+On x86 XNNPACK keeps its sparse kernels off, so a sparse speedup shows only
+on ARM targets.
+
+Example:
+
+>>> from tfsparse.bench import BenchResult, ModelTiming
+>>> BenchResult(models=(ModelTiming("a.tflite", (2.0,)),), target="local", threads=1, runs=1,
+...             warmup=0).models[0].median_ms
+2.0
+"""
+
+from tfsparse.bench.result import BenchResult, ModelTiming
+from tfsparse.bench.runner import TARGETS, bench
+
+__all__ = ["BenchResult", "ModelTiming", "TARGETS", "bench"]

@@ -1,0 +1,112 @@
+"""`bench`: time one `.tflite` file, or two interleaved, on a target.
+
+Only the `"local"` target (LiteRT on this machine) exists so far; the
+emulated-ARM and adb runners will sit beside it in `TARGETS`, each a function
+`run(paths, *, threads, runs, warmup, seed) -> (timings, details)`.
+
+Example:
+
+>>> import os, pathlib, tempfile, keras, tensorflow as tf
+>>> from tfsparse.bench import bench
+>>> model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
+>>> directory = tempfile.mkdtemp()
+>>> model.export(directory, format="tf_saved_model", verbose=False)
+>>> path = os.path.join(directory, "m.tflite")
+>>> _ = pathlib.Path(path).write_bytes(tf.lite.TFLiteConverter.from_saved_model(directory).convert())
+>>> result = bench(path, compare=path, runs=5, warmup=1)
+>>> [len(m.times_ms) for m in result.models], result.speedup > 0
+([5, 5], True)
+"""
+
+from __future__ import annotations
+
+import os
+
+from absl import logging
+
+from tfsparse.bench.local import run_local
+from tfsparse.bench.result import BenchResult
+
+#: Target name -> runner.
+TARGETS = {"local": run_local}
+
+
+def _count(name, value, minimum):
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ValueError(
+            f"Invalid value received for argument `{name}`. Expected an integer >= {minimum}. "
+            f"Received: {name}={value!r}"
+        )
+
+
+def _tflite_file(name, path) -> str:
+    if not isinstance(path, (str, os.PathLike)):
+        raise ValueError(
+            f"Invalid value received for argument `{name}`. Expected the path of a .tflite file. "
+            f"Received: {name}={path!r}"
+        )
+    path = os.fspath(path)
+    if not path.lower().endswith(".tflite"):
+        raise ValueError(
+            f"Invalid value received for argument `{name}`. Expected a .tflite file (export a Keras "
+            f"model with `tfsparse export` first). Received: {name}={path}"
+        )
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"The .tflite file {path} (argument `{name}`) does not exist. Check the path.")
+    return path
+
+
+def bench(path, *, compare=None, threads=1, runs=20, warmup=3, seed=0, target="local") -> BenchResult:
+    """Measures the latency of `path`, and of `compare` interleaved with it.
+
+    With `compare`, invokes alternate `path`, `compare`, `path`, `compare`, ...
+    (warm-up included), and `result.speedup` is the median latency of
+    `compare` divided by that of `path`: the speedup of `path` vs
+    `compare`, above 1 when `path` is faster.
+
+    Args:
+        path: The `.tflite` file to time.
+        compare: A second `.tflite` file (e.g. the dense baseline), or `None`.
+            Defaults to `None`.
+        threads: Interpreter threads. Defaults to `1`.
+        runs: Timed invokes per model. Defaults to `20`.
+        warmup: Untimed invokes per model first. Defaults to `3`.
+        seed: Seed of the random inputs. Defaults to `0`.
+        target: Where to run; only `"local"` (LiteRT on this machine) so
+            far. Defaults to `"local"`.
+
+    Returns:
+        A `BenchResult` (print it for a table; `to_dict()` for JSON).
+
+    Raises:
+        ValueError: for invalid arguments or a file LiteRT cannot load.
+        FileNotFoundError: if a file does not exist.
+
+    Example:
+
+    >>> from tfsparse.bench import bench
+    >>> bench("model.tflite", runs=0)
+    Traceback (most recent call last):
+    ...
+    ValueError: Invalid value received for argument `runs`. Expected an integer >= 1. Received: runs=0
+    """
+    if target not in TARGETS:
+        raise ValueError(
+            f"Invalid value received for argument `target`. Expected one of {', '.join(map(repr, TARGETS))} "
+            "(the emulated-ARM and adb targets are not available yet). "
+            f"Received: target={target!r}"
+        )
+    _count("runs", runs, 1)
+    _count("warmup", warmup, 0)
+    _count("threads", threads, 1)
+    _count("seed", seed, 0)
+    paths = [_tflite_file("path", path)]
+    if compare is not None:
+        paths.append(_tflite_file("compare", compare))
+    logging.info("bench: %s on %s, %d thread(s), %d warm-up + %d timed runs per model.",
+                 " vs ".join(paths), target, threads, warmup, runs)
+    timings, details = TARGETS[target](paths, threads=threads, runs=runs, warmup=warmup, seed=seed)
+    result = BenchResult(models=tuple(timings), target=target, threads=threads, runs=runs, warmup=warmup,
+                         details=details)
+    logging.info("bench: done.\n%s", result)
+    return result
