@@ -32,7 +32,7 @@ def _filters(base, width):
 
 
 def _bn_relu(x, name):
-    x = layers.BatchNormalization(name=f"{name}_bn")(x)
+    x = layers.BatchNormalization(momentum=0.9, name=f"{name}_bn")(x)
     return layers.ReLU(6.0, name=f"{name}_relu")(x)
 
 

@@ -9,7 +9,7 @@ Example:
 
 >>> from tfsparse.demo import DemoConfig
 >>> DemoConfig.quick_config().dense_epochs
-1
+2
 """
 
 from __future__ import annotations
@@ -52,7 +52,8 @@ class DemoConfig:
 
     @classmethod
     def quick_config(cls):
-        return cls(width=0.5, dense_epochs=1, prune_epochs=2, train_limit=6000, test_limit=2000, bench_runs=10)
+        return cls(width=0.5, dense_epochs=2, prune_epochs=2, batch_size=64, train_limit=12000, test_limit=2000,
+                   bench_runs=10)
 
 
 def _train(model, dataset, *, epochs, batch_size, learning_rate, callbacks=()):

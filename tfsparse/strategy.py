@@ -59,6 +59,7 @@ class Strategy(keras.callbacks.Callback):
         self.layers = layers
         self.exclude = exclude
         self.log_dir = log_dir
+        self.schedule = None  # set by subclasses (a tfsparse.schedules.Schedule)
         self.weights = []
         self.history = []  # (step, overall sparsity) at every mask update
         self._last_update = None
@@ -90,6 +91,11 @@ class Strategy(keras.callbacks.Callback):
         on update steps the callback did not see (`steps_per_execution > 1`)
         and on a resumed fit.
         """
+        if self.schedule is None:
+            raise TypeError(
+                f"{type(self).__name__} sets no `self.schedule`; set one in __init__ "
+                "or override `due_update(step)`."
+            )
         update_step = self.schedule.last_update_step(step)
         return None if update_step == self._last_update else update_step
 
