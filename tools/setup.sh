@@ -35,4 +35,7 @@ for plugin in plugins/*/; do
   fi
 done
 
+# pyenv puts console scripts behind shims that need a rehash to appear.
+if command -v pyenv >/dev/null 2>&1; then pyenv rehash || true; fi
+
 "$PYTHON" -c "import tfsparse, keras; print(f'setup: tfsparse {tfsparse.__version__} with Keras {keras.__version__} ready')"
