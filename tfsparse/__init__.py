@@ -31,7 +31,8 @@ _LAZY = {
     "ExportResult": "tfsparse.deploy",
     "inspect_tflite": "tfsparse.deploy",
 }
-_SUBMODULES = ("masks", "schedules", "data", "registry", "selection", "prunable", "strategies", "bench", "deploy")
+_SUBMODULES = ("masks", "schedules", "data", "registry", "selection", "prunable", "strategies", "bench", "deploy",
+               "xnnpack")
 
 __all__ = sorted([*_LAZY, *_SUBMODULES])
 

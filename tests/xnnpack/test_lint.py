@@ -1,0 +1,147 @@
+"""The .tflite linter's predicted verdicts on model variants (no emulator needed)."""
+
+import keras
+import numpy as np
+import pytest
+
+import tfsparse
+from tfsparse import masks
+from tfsparse.model_source import load_model_source
+from tfsparse.strategies.gmp import keep_largest
+from tfsparse.xnnpack import lint
+
+L = keras.layers
+
+
+def _prune_1x1(model, sparsity):
+    for weight in tfsparse.select_weights(model, layers=lambda layer: isinstance(layer, L.Conv2D)
+                                          and tuple(layer.kernel_size) == (1, 1)):
+        masks.attach(weight.variable)
+        value = weight.variable.numpy()
+        masks.set_mask(weight.variable, keep_largest(value, value.size - round(sparsity * value.size)))
+    return model
+
+
+def mobilenet_v1(size=64, channels=3):
+    return load_model_source("models/mobilenet_v1.py:mobilenet_v1", input_shape=(size, size, channels),
+                             num_classes=10, width=0.25, blocks=6) if channels == 3 else _one_channel_stem(size)
+
+
+def _one_channel_stem(size):
+    inputs = keras.Input((size, size, 1))
+    x = L.ZeroPadding2D(1)(inputs)
+    x = L.Conv2D(16, 3, strides=2, activation="relu")(x)
+    x = L.DepthwiseConv2D(3, padding="same", activation="relu")(x)
+    x = L.Conv2D(64, 1, activation="relu")(x)
+    x = L.GlobalAveragePooling2D()(x)
+    return keras.Model(inputs, L.Dense(10)(x))
+
+
+def mobilenet_v2_style(size=64):
+    """Residual Adds and 5x5 depthwise, in the eligible form."""
+    inputs = keras.Input((size, size, 3))
+    x = L.ZeroPadding2D(1)(inputs)
+    x = L.Conv2D(16, 3, strides=2, activation="relu6")(x)
+    for expand, kernel, stride in ((64, 3, 1), (64, 5, 2), (96, 5, 1)):
+        shortcut = x
+        y = L.Conv2D(expand, 1, activation="relu6")(x)
+        if stride == 2:
+            y = L.ZeroPadding2D(kernel // 2)(y)
+        y = L.DepthwiseConv2D(kernel, strides=stride, padding="valid" if stride == 2 else "same", activation="relu6")(y)
+        y = L.Conv2D(16, 1)(y)
+        x = L.Add()([shortcut, y]) if stride == 1 else y
+    x = L.GlobalAveragePooling2D()(x)
+    return keras.Model(inputs, L.Dense(10)(x))
+
+
+def same_padding_v1(size=64):
+    inputs = keras.Input((size, size, 3))
+    x = L.Conv2D(16, 3, strides=2, padding="same", activation="relu")(inputs)
+    x = L.DepthwiseConv2D(3, strides=2, padding="same", activation="relu")(x)
+    x = L.Conv2D(64, 1, activation="relu")(x)
+    x = L.GlobalAveragePooling2D()(x)
+    return keras.Model(inputs, L.Dense(10)(x))
+
+
+def _export(model, tmp_path, target, sparsity=0.9, **kwargs):
+    path = tmp_path / f"{model.name}_{target}.tflite"
+    tfsparse.export(_prune_1x1(model, sparsity), path, target=target, verify=False, **kwargs)
+    return lint(str(path))
+
+
+def test_eligible_mobilenet_v1_fires(tmp_path):
+    report = _export(mobilenet_v1(), tmp_path, "xnnpack")
+    assert report.fires, report.reasons
+    roles = {v.role for v in report.ops}
+    assert {"stem", "sparse 1x1", "depthwise", "end"} <= roles
+    assert report.pooled_sparsity == pytest.approx(0.9, abs=0.01)
+    assert "FIRES" in str(report) and report.to_dict()["fires"] is True
+
+
+def test_eligible_mobilenet_v2_style_with_adds_and_5x5_fires(tmp_path):
+    report = _export(mobilenet_v2_style(), tmp_path, "xnnpack")
+    assert report.fires, report.reasons
+    assert any(v.op == "ADD" for v in report.ops)
+
+
+def test_same_padding_on_stride_2_does_not_fire(tmp_path):
+    report = _export(same_padding_v1(), tmp_path, "xnnpack")
+    assert not report.fires
+    assert any("stem padding is (0, 1, 0, 1)" in r and "ZeroPadding2D(1)" in r for r in report.reasons)
+
+
+def test_dynamic_batch_does_not_fire(tmp_path):
+    report = _export(mobilenet_v1(), tmp_path, "sparse")
+    assert not report.fires and any("static batch of 1" in r for r in report.reasons)
+
+
+def test_int8_does_not_fire(tmp_path):
+    x = np.random.default_rng(0).random((16, 64, 64, 3), dtype=np.float32)
+    report = _export(mobilenet_v1(), tmp_path, "int8", representative_data=x)
+    assert not report.fires and any("INT8" in r for r in report.reasons)
+
+
+def test_60_percent_sparse_is_below_the_pooled_two_thirds(tmp_path):
+    report = _export(mobilenet_v1(), tmp_path, "xnnpack", sparsity=0.6)
+    assert not report.fires and any("2/3" in r for r in report.reasons)
+
+
+def test_stem_on_one_channel_does_not_fire(tmp_path):
+    report = _export(mobilenet_v1(channels=1), tmp_path, "xnnpack")
+    assert not report.fires and any("1 input channels" in r for r in report.reasons)
+
+
+def test_zeros_without_sparse_encoding_do_not_fire(tmp_path):
+    report = _export(mobilenet_v1(), tmp_path, "dense")
+    assert not report.fires and any("no sparse-encoded weights" in r for r in report.reasons)
+
+
+def test_final_1x1_feature_map_folds_the_mean_away(tmp_path):
+    """At 32x32 the last blocks are 1x1 spatial: the converter drops the MEAN, so no region end."""
+    model = load_model_source("models/mobilenet_v1.py:mobilenet_v1", input_shape=(32, 32, 3), num_classes=10, width=0.25)
+    report = _export(model, tmp_path, "xnnpack")
+    assert not report.fires and any("never ends" in r for r in report.reasons)
+
+
+@pytest.mark.parametrize("content", [b"", b"not a flatbuffer at all", None])
+def test_bad_files_give_clear_errors(tmp_path, content):
+    path = tmp_path / "bad.tflite"
+    if content is None:  # truncated real file
+        model = keras.Sequential([keras.Input((4,)), L.Dense(2)])
+        tfsparse.export(model, path, target="dense", verify=False)
+        path.write_bytes(path.read_bytes()[:40])
+    else:
+        path.write_bytes(content)
+    with pytest.raises(ValueError, match="cannot be parsed"):
+        lint(str(path))
+    with pytest.raises(ValueError, match="does not exist"):
+        lint(str(tmp_path / "missing.tflite"))
+
+
+def test_inspect_xnnpack_cli(tmp_path, capsys):
+    from tfsparse.cli.main import main
+
+    path = tmp_path / "v1.tflite"
+    tfsparse.export(_prune_1x1(mobilenet_v1(), 0.9), path, target="xnnpack", verify=False)
+    assert main(["tfsparse", "inspect", str(path), "--xnnpack"]) == 0
+    assert "FIRES" in capsys.readouterr().out
