@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # Installs everything tfsparse needs on a fresh Debian machine, idempotently:
-# Debian packages (the Fashion-MNIST dataset), tfsparse in editable mode with
+# Debian packages (the Fashion-MNIST dataset, adb), tfsparse in editable mode with
 # its extras, and every plugin distribution under plugins/.
 # Usage: bash tools/setup.sh        (set TFSPARSE_SKIP_APT=1 to skip apt)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PYTHON="${PYTHON:-python3}"
-APT_PACKAGES=(dataset-fashion-mnist)
+APT_PACKAGES=(dataset-fashion-mnist adb qemu-user debootstrap)
 
 if [ -z "${TFSPARSE_SKIP_APT:-}" ]; then
   missing=()
@@ -39,3 +39,6 @@ done
 if command -v pyenv >/dev/null 2>&1; then pyenv rehash || true; fi
 
 "$PYTHON" -c "import tfsparse, keras; print(f'setup: tfsparse {tfsparse.__version__} with Keras {keras.__version__} ready')"
+
+# The emulated aarch64 runtime for `tfsparse bench --target=arm-emu` (idempotent; a failure does not fail setup).
+"$PYTHON" -m tfsparse.cli.main emulator setup || echo "setup: the emulated aarch64 runtime was not built (error above); retry with \`tfsparse emulator setup\`."

@@ -130,7 +130,7 @@ def test_random_input_kinds():
         ({"warmup": -1}, "argument `warmup`. Expected an integer >= 0"),
         ({"threads": 0}, "argument `threads`. Expected an integer >= 1"),
         ({"threads": 1.5}, "argument `threads`"),
-        ({"target": "arm-emu"}, "argument `target`. Expected one of 'local'.*Received: target='arm-emu'"),
+        ({"target": "arm-remote"}, "argument `target`. Expected one of 'local'.*Received: target='arm-remote'"),
         ({"compare": "dense.onnx"}, "argument `compare`. Expected a .tflite file"),
         ({"compare": 3}, "argument `compare`. Expected the path of a .tflite file"),
     ],
@@ -175,5 +175,5 @@ def test_table_uses_full_paths_when_file_names_collide():
 
 def test_package_exports():
     package = importlib.import_module("tfsparse.bench")
-    assert package.bench is bench and set(package.TARGETS) == {"local"}
+    assert package.bench is bench and set(package.TARGETS) == {"local", "arm-emu"}
     assert {"bench", "BenchResult", "ModelTiming"} <= set(package.__all__)

@@ -33,3 +33,12 @@ def test_console_script_is_installed():
     proc = subprocess.run([sys.executable, "-m", "tfsparse.cli.main", "list"], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "gmp" in proc.stdout and "tfsparse.strategies.gmp:GMP" in proc.stdout
+
+
+def test_flags_reset_between_invocations(cli, tmp_path):
+    from tfsparse.cli import bench_command
+
+    cli("bench", tmp_path / "missing.tflite", "--threads=3", "--runs=7")
+    assert bench_command._THREADS.value == 3
+    cli("bench", tmp_path / "missing.tflite")
+    assert bench_command._THREADS.value == 1 and bench_command._RUNS.value == 20

@@ -1,8 +1,9 @@
 """`bench`: time one `.tflite` file, or two interleaved, on a target.
 
-Only the `"local"` target (LiteRT on this machine) exists so far; the
-emulated-ARM and adb runners will sit beside it in `TARGETS`, each a function
+`TARGETS` maps a target name to a function
 `run(paths, *, threads, runs, warmup, seed) -> (timings, details)`.
+`OPTION_TARGETS` holds targets needing options of their own: `"adb"` /
+`"adb:SERIAL"` (`benchmark_model` on an Android device, `benchmark_binary=`).
 
 Example:
 
@@ -24,11 +25,16 @@ import os
 
 from absl import logging
 
+from tfsparse.bench import adb
 from tfsparse.bench.local import run_local
 from tfsparse.bench.result import BenchResult
+from tfsparse.emulator.bench_runner import run_arm_emu
 
 #: Target name -> runner.
-TARGETS = {"local": run_local}
+TARGETS = {"local": run_local, "arm-emu": run_arm_emu}
+#: Targets with options of their own: name -> `factory(target, benchmark_binary=...)` -> runner.
+#: `"adb"` (or `"adb:SERIAL"`) runs `benchmark_model` on an Android device (`tfsparse.bench.adb`).
+OPTION_TARGETS = {"adb": adb.runner_for}
 
 
 def _count(name, value, minimum):
@@ -56,7 +62,8 @@ def _tflite_file(name, path) -> str:
     return path
 
 
-def bench(path, *, compare=None, threads=1, runs=20, warmup=3, seed=0, target="local") -> BenchResult:
+def bench(path, *, compare=None, threads=1, runs=20, warmup=3, seed=0, target="local",
+          benchmark_binary=None) -> BenchResult:
     """Measures the latency of `path`, and of `compare` interleaved with it.
 
     With `compare`, invokes alternate `path`, `compare`, `path`, `compare`, ...
@@ -72,15 +79,21 @@ def bench(path, *, compare=None, threads=1, runs=20, warmup=3, seed=0, target="l
         runs: Timed invokes per model. Defaults to `20`.
         warmup: Untimed invokes per model first. Defaults to `3`.
         seed: Seed of the random inputs. Defaults to `0`.
-        target: Where to run; only `"local"` (LiteRT on this machine) so
-            far. Defaults to `"local"`.
+        target: Where to run: `"local"` (LiteRT on this machine), or `"adb"` /
+            `"adb:SERIAL"` (`benchmark_model` on an Android device; each
+            time is then one run's average over `runs` invokes, see
+            `tfsparse.bench.adb`). Defaults to `"local"`.
+        benchmark_binary: The Android `benchmark_model` executable; only for
+            the adb target, which requires it. Defaults to `None`.
 
     Returns:
         A `BenchResult` (print it for a table; `to_dict()` for JSON).
 
     Raises:
         ValueError: for invalid arguments or a file LiteRT cannot load.
-        FileNotFoundError: if a file does not exist.
+        FileNotFoundError: if a file (or `adb` for the adb target) does not exist.
+        tfsparse.bench.adb_device.AdbError: (`RuntimeError`, `OSError`) for adb target failures
+            (no device, crashed run).
 
     Example:
 
@@ -90,12 +103,20 @@ def bench(path, *, compare=None, threads=1, runs=20, warmup=3, seed=0, target="l
     ...
     ValueError: Invalid value received for argument `runs`. Expected an integer >= 1. Received: runs=0
     """
-    if target not in TARGETS:
+    option_target = isinstance(target, str) and target.split(":", 1)[0] in OPTION_TARGETS
+    if not option_target and target not in TARGETS:
         raise ValueError(
-            f"Invalid value received for argument `target`. Expected one of {', '.join(map(repr, TARGETS))} "
-            "(the emulated-ARM and adb targets are not available yet). "
+            f"Invalid value received for argument `target`. Expected one of {', '.join(map(repr, TARGETS))}, "
+            "'adb' or 'adb:SERIAL'. "
             f"Received: target={target!r}"
         )
+    if not option_target and benchmark_binary is not None:
+        raise ValueError(
+            "Invalid value received for argument `benchmark_binary`. Expected `None` unless target='adb' "
+            f"(only the adb target runs benchmark_model). Received: benchmark_binary={benchmark_binary!r}"
+        )
+    runner = (OPTION_TARGETS[target.split(":", 1)[0]](target, benchmark_binary=benchmark_binary)
+              if option_target else TARGETS[target])
     _count("runs", runs, 1)
     _count("warmup", warmup, 0)
     _count("threads", threads, 1)
@@ -105,7 +126,7 @@ def bench(path, *, compare=None, threads=1, runs=20, warmup=3, seed=0, target="l
         paths.append(_tflite_file("compare", compare))
     logging.info("bench: %s on %s, %d thread(s), %d warm-up + %d timed runs per model.",
                  " vs ".join(paths), target, threads, warmup, runs)
-    timings, details = TARGETS[target](paths, threads=threads, runs=runs, warmup=warmup, seed=seed)
+    timings, details = runner(paths, threads=threads, runs=runs, warmup=warmup, seed=seed)
     result = BenchResult(models=tuple(timings), target=target, threads=threads, runs=runs, warmup=warmup,
                          details=details)
     logging.info("bench: done.\n%s", result)

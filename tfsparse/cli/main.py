@@ -21,6 +21,7 @@ COMMANDS = {
     "inspect": ("tfsparse.cli.inspect_command", "Show sparsity of a .keras or the contents of a .tflite."),
     "bench": ("tfsparse.cli.bench_command", "Benchmark one .tflite or compare two."),
     "demo": ("tfsparse.cli.demo_command", "Prune a MobileNet on Fashion-MNIST end to end."),
+    "emulator": ("tfsparse.cli.emulator_command", "Set up or check the emulated aarch64 runtime."),
 }
 
 
@@ -44,6 +45,7 @@ def main(argv) -> int:
         print(f"tfsparse {command}: {COMMANDS[command][1]}\n\n{module.FLAGS.get_help()}")
         return 0
     try:
+        module.FLAGS.unparse_flags()  # back to defaults: main() may run many times in one process
         rest = module.FLAGS([f"tfsparse {command}", *argv[2:]])
         missing = [name for name in getattr(module, "REQUIRED", ()) if module.FLAGS[name].value is None]
         if missing:
