@@ -34,3 +34,21 @@ def classification_data():
     x = rng.normal(size=(256, 16)).astype("float32")
     y = (x[:, :3].argmax(axis=1)).astype("int32")
     return x, y
+
+
+@pytest.fixture(scope="session")
+def emulator_ready():
+    """The ready emulated aarch64 runtime, or a skip (locally) / failure (under CI).
+
+    Slow tests need it. Locally they are skipped, with the reason, when it is
+    not set up; under CI (`$CI` set) they must run, because `tools/setup.sh`
+    builds it, so a missing emulator fails them.
+    """
+    from tfsparse.emulator import status
+
+    state = status()
+    if not state.ready:
+        if os.environ.get("CI"):
+            pytest.fail(f"CI must run the emulated tests but the emulator is not ready: {state.reason}")
+        pytest.skip(f"emulated aarch64 runtime not set up ({state.reason})")
+    return state

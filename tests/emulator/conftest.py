@@ -1,27 +1,9 @@
-"""Fixtures of the emulator tests: the real emulator (or a skip), and models.
-
-Slow tests need the emulated aarch64 runtime. Locally they are skipped, with
-the reason, when it is not set up; under CI (`$CI` set) they must run,
-because `tools/setup.sh` builds it, so a missing emulator fails them.
-"""
+"""Fixtures of the emulator tests (`emulator_ready` lives in tests/conftest.py)."""
 
 import os
 
 import numpy as np
 import pytest
-
-
-@pytest.fixture(scope="session")
-def emulator_ready():
-    """The ready `EmulatorStatus`, or a skip (locally) / failure (under CI)."""
-    from tfsparse.emulator import status
-
-    state = status()
-    if not state.ready:
-        if os.environ.get("CI"):
-            pytest.fail(f"CI must run the emulated tests but the emulator is not ready: {state.reason}")
-        pytest.skip(f"emulated aarch64 runtime not set up ({state.reason})")
-    return state
 
 
 @pytest.fixture

@@ -145,3 +145,36 @@ def test_inspect_xnnpack_cli(tmp_path, capsys):
     tfsparse.export(_prune_1x1(mobilenet_v1(), 0.9), path, target="xnnpack", verify=False)
     assert main(["tfsparse", "inspect", str(path), "--xnnpack"]) == 0
     assert "FIRES" in capsys.readouterr().out
+
+
+# ---------------------------------------------------------------- prediction = observation
+def _int8_kwargs():
+    return {"representative_data": np.random.default_rng(0).random((16, 64, 64, 3), dtype=np.float32)}
+
+
+VARIANTS = {
+    "eligible_v1": (mobilenet_v1, "xnnpack", 0.9, dict),
+    "eligible_v2_adds_5x5": (mobilenet_v2_style, "xnnpack", 0.9, dict),
+    "same_padding_stride_2": (same_padding_v1, "xnnpack", 0.9, dict),
+    "dynamic_batch": (mobilenet_v1, "sparse", 0.9, dict),
+    "int8": (mobilenet_v1, "int8", 0.9, _int8_kwargs),
+    "only_60_percent_sparse": (mobilenet_v1, "xnnpack", 0.6, dict),
+    "stem_on_1_channel": (lambda: mobilenet_v1(channels=1), "xnnpack", 0.9, dict),
+    "zeros_without_sparse_encoding": (mobilenet_v1, "dense", 0.9, dict),
+    "mean_folded_at_1x1": (lambda: load_model_source("models/mobilenet_v1.py:mobilenet_v1", input_shape=(32, 32, 3),
+                                                     num_classes=10, width=0.25), "xnnpack", 0.9, dict),
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("variant", sorted(VARIANTS))
+def test_prediction_equals_emulated_observation(variant, tmp_path, emulator_ready):
+    from tfsparse.emulator import observe
+
+    builder, target, sparsity, kwargs = VARIANTS[variant]
+    path = tmp_path / f"{variant}.tflite"
+    tfsparse.export(_prune_1x1(builder(), sparsity), path, target=target, verify=False, **kwargs())
+    predicted = lint(str(path))
+    observed = observe(str(path))
+    assert predicted.fires == observed.fired, f"lint: {predicted.reasons}; observed: {observed}"
+    assert predicted.fires == (variant.startswith("eligible"))
