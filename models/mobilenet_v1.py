@@ -36,7 +36,7 @@ def _bn_relu(x, name):
     return layers.ReLU(6.0, name=f"{name}_relu")(x)
 
 
-def mobilenet_v1(input_shape=(32, 32, 3), num_classes=10, width=1.0, dropout=0.1, blocks=13):
+def mobilenet_v1(input_shape=(32, 32, 3), num_classes=10, width=1.0, dropout=0.1, blocks=13, min_feature_size=2):
     """Builds the network.
 
     Args:
@@ -47,6 +47,12 @@ def mobilenet_v1(input_shape=(32, 32, 3), num_classes=10, width=1.0, dropout=0.1
         dropout: Dropout rate before the classifier. Defaults to `0.1`.
         blocks: How many of the 13 depthwise-separable blocks to use.
             Defaults to `13`.
+        min_feature_size: A stride-2 block that would shrink the feature map
+            below this size keeps stride 1. At 2 (the default) a 32x32 input
+            ends on a 2x2 map, so the global average pooling survives
+            conversion as the `MEAN` that ends XNNPACK's sparse region (on a
+            1x1 map the converter folds it away and the sparse path cannot
+            fire).
 
     Returns:
         A functional `keras.Model` with outputs as logits.
@@ -61,8 +67,12 @@ def mobilenet_v1(input_shape=(32, 32, 3), num_classes=10, width=1.0, dropout=0.1
     x = layers.ZeroPadding2D(1, name="stem_pad")(inputs)
     x = layers.Conv2D(_filters(32, width), 3, strides=2, use_bias=False, name="stem_conv")(x)
     x = _bn_relu(x, "stem")
+    size = min(input_shape[0], input_shape[1]) // 2
     for index, (filters, stride) in enumerate(BLOCKS[:blocks], start=1):
         name = f"block{index}"
+        if stride == 2 and (size + 1) // 2 < min_feature_size:
+            stride = 1
+        size = (size + 1) // 2 if stride == 2 else size
         if stride == 2:
             x = layers.ZeroPadding2D(1, name=f"{name}_pad")(x)
         x = layers.DepthwiseConv2D(

@@ -1,7 +1,8 @@
 """The demo: prune a MobileNet-V1-style network on Fashion-MNIST end to end.
 
 Dense training, then GMP to 90% on the 1x1 convolutions (the weights XNNPACK
-runs sparse) with fine-tuning, export of a dense and a sparse `.tflite`,
+runs sparse) with fine-tuning, export of a dense and a sparse `.tflite` (target
+`xnnpack`: sparse weights, batch 1) with the linter's verdict,
 verification of both against Keras, a local interleaved benchmark, and a
 `REPORT.md` with plots. `quick=True` uses a data subset and fewer steps.
 
@@ -86,6 +87,7 @@ def run(*, output, quick=False, config=None, overwrite=False):
     """
     from tfsparse.bench import bench
     from tfsparse.deploy import export
+    from tfsparse.xnnpack import lint
 
     config = config or (DemoConfig.quick_config() if quick else DemoConfig())
     output = check_output_dir(output, files=OUTPUT_FILES, overwrite=overwrite)
@@ -119,9 +121,10 @@ def run(*, output, quick=False, config=None, overwrite=False):
     sample = dataset.x_test[:64]
     dense_export = export(model, os.path.join(output, "dense.tflite"), target="dense", representative_data=sample,
                           overwrite=overwrite)
-    sparse_export = export(pruned, os.path.join(output, "sparse.tflite"), target="sparse",
+    sparse_export = export(pruned, os.path.join(output, "sparse.tflite"), target="xnnpack",
                            representative_data=sample, overwrite=overwrite)
     timing = bench(sparse_export.path, compare=dense_export.path, threads=1, runs=config.bench_runs)
+    prediction = lint(sparse_export.path)
 
     figures = {
         "config": dataclasses.asdict(config),
@@ -130,7 +133,8 @@ def run(*, output, quick=False, config=None, overwrite=False):
         "pruned_1x1_sparsity": float(sparsity_report(pruned, weights=gmp.weights).sparsity),
         "model_sparsity": float(report.sparsity),
         "dense_export": dense_export.to_dict(), "sparse_export": sparse_export.to_dict(),
-        "bench": timing.to_dict(), "seconds": round(time.time() - started, 1),
+        "bench": timing.to_dict(), "xnnpack_lint": {"fires": prediction.fires, "reasons": prediction.reasons},
+        "seconds": round(time.time() - started, 1),
     }
     plots.bar_chart({"dense": 100 * figures["dense_accuracy"], "pruned": 100 * figures["pruned_accuracy"]},
                     os.path.join(output, "accuracy.png"), title="Fashion-MNIST test accuracy", ylabel="%")

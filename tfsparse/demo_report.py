@@ -62,9 +62,22 @@ The sparse file is {sparse['size_bytes'] / dense['size_bytes']:.1%} of the dense
 {timing}
 ```
 This machine is x86: XNNPACK disables its sparse kernels on x86 CPUs with AVX on purpose, so no
-speedup is expected here. The sparse speedup shows on ARM (see `tfsparse bench --target=arm-emu`
-once the emulated ARM target is set up).
+speedup is expected here. The sparse speedup shows on ARM.
+
+## XNNPACK sparse path (linter prediction for sparse.tflite)
+{_lint(figures)}
+
+On the emulated aarch64 target (`tfsparse emulator setup` once), measure it:
+`tfsparse bench sparse.tflite --target=arm-emu --compare=dense.tflite --threads=1 --runs=10`
+(emulated ratios overstate real devices; treat them as a signal, not a device time).
 """
+
+
+def _lint(figures) -> str:
+    verdict = figures.get("xnnpack_lint") or {}
+    if verdict.get("fires"):
+        return "Predicted to fire: every rule holds."
+    return "Predicted NOT to fire:\n" + "\n".join(f"- {reason}" for reason in verdict.get("reasons", []))
 
 
 def _verification(export) -> str:

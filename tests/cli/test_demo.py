@@ -16,6 +16,9 @@ def test_demo_quick_end_to_end(cli, tmp_path):
     assert figures["sparse_export"]["size_bytes"] < figures["dense_export"]["size_bytes"]
     assert figures["sparse_export"]["verification"]["passed"]
     assert figures["dense_export"]["verification"]["passed"]
+    assert figures["xnnpack_lint"]["fires"], figures["xnnpack_lint"]["reasons"]
+    assert figures["sparse_export"]["input_shapes"] and all(
+        shape[0] == 1 for shape in figures["sparse_export"]["input_shapes"].values())
     for name in ("REPORT.md", "sparsity.png", "accuracy.png", "size.png", "dense.tflite", "sparse.tflite",
                  "dense.keras", "pruned.keras"):
         assert (out / name).stat().st_size > 0

@@ -69,6 +69,12 @@ def _export(model, tmp_path, target, sparsity=0.9, **kwargs):
     return lint(str(path))
 
 
+def test_default_mobilenet_v1_at_32x32_keeps_a_2x2_map_and_fires(tmp_path):
+    model = load_model_source("models/mobilenet_v1.py:mobilenet_v1", input_shape=(32, 32, 3), num_classes=10, width=0.25)
+    assert model.get_layer("block13_pw").output.shape[1:3] == (2, 2)
+    assert _export(model, tmp_path, "xnnpack").fires
+
+
 def test_eligible_mobilenet_v1_fires(tmp_path):
     report = _export(mobilenet_v1(), tmp_path, "xnnpack")
     assert report.fires, report.reasons
@@ -118,7 +124,8 @@ def test_zeros_without_sparse_encoding_do_not_fire(tmp_path):
 
 def test_final_1x1_feature_map_folds_the_mean_away(tmp_path):
     """At 32x32 the last blocks are 1x1 spatial: the converter drops the MEAN, so no region end."""
-    model = load_model_source("models/mobilenet_v1.py:mobilenet_v1", input_shape=(32, 32, 3), num_classes=10, width=0.25)
+    model = load_model_source("models/mobilenet_v1.py:mobilenet_v1", input_shape=(32, 32, 3), num_classes=10,
+                              width=0.25, min_feature_size=1)
     report = _export(model, tmp_path, "xnnpack")
     assert not report.fires and any("never ends" in r for r in report.reasons)
 
@@ -162,7 +169,8 @@ VARIANTS = {
     "stem_on_1_channel": (lambda: mobilenet_v1(channels=1), "xnnpack", 0.9, dict),
     "zeros_without_sparse_encoding": (mobilenet_v1, "dense", 0.9, dict),
     "mean_folded_at_1x1": (lambda: load_model_source("models/mobilenet_v1.py:mobilenet_v1", input_shape=(32, 32, 3),
-                                                     num_classes=10, width=0.25), "xnnpack", 0.9, dict),
+                                                     num_classes=10, width=0.25, min_feature_size=1),
+                           "xnnpack", 0.9, dict),
 }
 
 

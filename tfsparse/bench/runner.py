@@ -129,5 +129,5 @@ def bench(path, *, compare=None, threads=1, runs=20, warmup=3, seed=0, target="l
     timings, details = runner(paths, threads=threads, runs=runs, warmup=warmup, seed=seed)
     result = BenchResult(models=tuple(timings), target=target, threads=threads, runs=runs, warmup=warmup,
                          details=details)
-    logging.info("bench: done.\n%s", result)
+    logging.info("bench: done (%s).", f"speedup {result.speedup:.2f}x" if result.speedup is not None else "one model")
     return result
