@@ -38,6 +38,7 @@ import numpy as np
 from tfsparse import masks
 from tfsparse.prunable import check_model
 from tfsparse.selection import deserialize_selector, select_weights, serialize_selector
+from tfsparse.xnnpack.policy import check_policy, xnnpack_weights
 
 
 class Strategy(keras.callbacks.Callback):
@@ -47,6 +48,10 @@ class Strategy(keras.callbacks.Callback):
         layers: Which weights to act on (see `tfsparse.selection`); `None`
             means every prunable weight. Defaults to `None`.
         exclude: Weights to leave alone, same forms. Defaults to `None`.
+        policy: `None`, or `"xnnpack"` to act only on the 1x1 convolutions
+            XNNPACK's sparse path speeds up (see `tfsparse.xnnpack.policy`);
+            a model XNNPACK cannot run sparse is then refused with the
+            reasons. Defaults to `None`.
         log_dir: Directory for TensorBoard scalars (per-weight sparsity),
             or `None`. Defaults to `None`.
     """
@@ -54,10 +59,11 @@ class Strategy(keras.callbacks.Callback):
     #: Registry name, set by subclasses.
     name = None
 
-    def __init__(self, *, layers=None, exclude=None, log_dir=None):
+    def __init__(self, *, layers=None, exclude=None, policy=None, log_dir=None):
         super().__init__()
         self.layers = layers
         self.exclude = exclude
+        self.policy = check_policy(policy)
         self.log_dir = log_dir
         self.schedule = None  # set by subclasses (a tfsparse.schedules.Schedule)
         self.weights = []
@@ -81,7 +87,8 @@ class Strategy(keras.callbacks.Callback):
 
     def select(self, model):
         """Returns the `PrunableWeight`s this strategy acts on."""
-        return select_weights(model, layers=self.layers, exclude=self.exclude)
+        weights = select_weights(model, layers=self.layers, exclude=self.exclude)
+        return xnnpack_weights(model, weights) if self.policy == "xnnpack" else weights
 
     def due_update(self, step: int):
         """The schedule step whose masks are due before training step `step`.
@@ -177,6 +184,7 @@ class Strategy(keras.callbacks.Callback):
         return {
             "layers": serialize_selector(self.layers),
             "exclude": serialize_selector(self.exclude),
+            "policy": self.policy,
             "log_dir": self.log_dir,
         }
 

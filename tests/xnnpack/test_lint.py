@@ -3,69 +3,19 @@
 import keras
 import numpy as np
 import pytest
+from xnnpack_variants import (mobilenet_v1, mobilenet_v1_folded_mean, mobilenet_v2_style, prune_1x1,
+                              same_padding_v1)
 
 import tfsparse
-from tfsparse import masks
 from tfsparse.model_source import load_model_source
-from tfsparse.strategies.gmp import keep_largest
 from tfsparse.xnnpack import lint
 
 L = keras.layers
 
 
-def _prune_1x1(model, sparsity):
-    for weight in tfsparse.select_weights(model, layers=lambda layer: isinstance(layer, L.Conv2D)
-                                          and tuple(layer.kernel_size) == (1, 1)):
-        masks.attach(weight.variable)
-        value = weight.variable.numpy()
-        masks.set_mask(weight.variable, keep_largest(value, value.size - round(sparsity * value.size)))
-    return model
-
-
-def mobilenet_v1(size=64, channels=3):
-    return load_model_source("models/mobilenet_v1.py:mobilenet_v1", input_shape=(size, size, channels),
-                             num_classes=10, width=0.25, blocks=6) if channels == 3 else _one_channel_stem(size)
-
-
-def _one_channel_stem(size):
-    inputs = keras.Input((size, size, 1))
-    x = L.ZeroPadding2D(1)(inputs)
-    x = L.Conv2D(16, 3, strides=2, activation="relu")(x)
-    x = L.DepthwiseConv2D(3, padding="same", activation="relu")(x)
-    x = L.Conv2D(64, 1, activation="relu")(x)
-    x = L.GlobalAveragePooling2D()(x)
-    return keras.Model(inputs, L.Dense(10)(x))
-
-
-def mobilenet_v2_style(size=64):
-    """Residual Adds and 5x5 depthwise, in the eligible form."""
-    inputs = keras.Input((size, size, 3))
-    x = L.ZeroPadding2D(1)(inputs)
-    x = L.Conv2D(16, 3, strides=2, activation="relu6")(x)
-    for expand, kernel, stride in ((64, 3, 1), (64, 5, 2), (96, 5, 1)):
-        shortcut = x
-        y = L.Conv2D(expand, 1, activation="relu6")(x)
-        if stride == 2:
-            y = L.ZeroPadding2D(kernel // 2)(y)
-        y = L.DepthwiseConv2D(kernel, strides=stride, padding="valid" if stride == 2 else "same", activation="relu6")(y)
-        y = L.Conv2D(16, 1)(y)
-        x = L.Add()([shortcut, y]) if stride == 1 else y
-    x = L.GlobalAveragePooling2D()(x)
-    return keras.Model(inputs, L.Dense(10)(x))
-
-
-def same_padding_v1(size=64):
-    inputs = keras.Input((size, size, 3))
-    x = L.Conv2D(16, 3, strides=2, padding="same", activation="relu")(inputs)
-    x = L.DepthwiseConv2D(3, strides=2, padding="same", activation="relu")(x)
-    x = L.Conv2D(64, 1, activation="relu")(x)
-    x = L.GlobalAveragePooling2D()(x)
-    return keras.Model(inputs, L.Dense(10)(x))
-
-
 def _export(model, tmp_path, target, sparsity=0.9, **kwargs):
     path = tmp_path / f"{model.name}_{target}.tflite"
-    tfsparse.export(_prune_1x1(model, sparsity), path, target=target, verify=False, **kwargs)
+    tfsparse.export(prune_1x1(model, sparsity), path, target=target, verify=False, **kwargs)
     return lint(str(path))
 
 
@@ -124,9 +74,7 @@ def test_zeros_without_sparse_encoding_do_not_fire(tmp_path):
 
 def test_final_1x1_feature_map_folds_the_mean_away(tmp_path):
     """At 32x32 the last blocks are 1x1 spatial: the converter drops the MEAN, so no region end."""
-    model = load_model_source("models/mobilenet_v1.py:mobilenet_v1", input_shape=(32, 32, 3), num_classes=10,
-                              width=0.25, min_feature_size=1)
-    report = _export(model, tmp_path, "xnnpack")
+    report = _export(mobilenet_v1_folded_mean(), tmp_path, "xnnpack")
     assert not report.fires and any("never ends" in r for r in report.reasons)
 
 
@@ -149,7 +97,7 @@ def test_inspect_xnnpack_cli(tmp_path, capsys):
     from tfsparse.cli.main import main
 
     path = tmp_path / "v1.tflite"
-    tfsparse.export(_prune_1x1(mobilenet_v1(), 0.9), path, target="xnnpack", verify=False)
+    tfsparse.export(prune_1x1(mobilenet_v1(), 0.9), path, target="xnnpack", verify=False)
     assert main(["tfsparse", "inspect", str(path), "--xnnpack"]) == 0
     assert "FIRES" in capsys.readouterr().out
 
@@ -168,9 +116,7 @@ VARIANTS = {
     "only_60_percent_sparse": (mobilenet_v1, "xnnpack", 0.6, dict),
     "stem_on_1_channel": (lambda: mobilenet_v1(channels=1), "xnnpack", 0.9, dict),
     "zeros_without_sparse_encoding": (mobilenet_v1, "dense", 0.9, dict),
-    "mean_folded_at_1x1": (lambda: load_model_source("models/mobilenet_v1.py:mobilenet_v1", input_shape=(32, 32, 3),
-                                                     num_classes=10, width=0.25, min_feature_size=1),
-                           "xnnpack", 0.9, dict),
+    "mean_folded_at_1x1": (mobilenet_v1_folded_mean, "xnnpack", 0.9, dict),
 }
 
 
@@ -181,7 +127,7 @@ def test_prediction_equals_emulated_observation(variant, tmp_path, emulator_read
 
     builder, target, sparsity, kwargs = VARIANTS[variant]
     path = tmp_path / f"{variant}.tflite"
-    tfsparse.export(_prune_1x1(builder(), sparsity), path, target=target, verify=False, **kwargs())
+    tfsparse.export(prune_1x1(builder(), sparsity), path, target=target, verify=False, **kwargs())
     predicted = lint(str(path))
     observed = observe(str(path))
     assert predicted.fires == observed.fired, f"lint: {predicted.reasons}; observed: {observed}"

@@ -25,6 +25,7 @@ import numpy as np
 
 from tfsparse import schedules
 from tfsparse.strategy import Strategy
+from tfsparse.xnnpack.policy import warn_if_not_sparse_enough
 
 SCOPES = ("layer", "global")
 
@@ -58,7 +59,9 @@ class GMP(Strategy):
             above. Defaults to `None`.
         scope: `"layer"` (every weight reaches the target) or `"global"` (one
             threshold across all selected weights). Defaults to `"layer"`.
-        **kwargs: `layers`, `exclude`, `log_dir` of `tfsparse.Strategy`.
+        **kwargs: `layers`, `exclude`, `policy`, `log_dir` of
+            `tfsparse.Strategy`. With `policy="xnnpack"` a final sparsity of
+            2/3 or less warns: XNNPACK would still run dense.
     """
 
     name = "gmp"
@@ -111,6 +114,8 @@ class GMP(Strategy):
                 f"{SCOPES}. Received: scope={scope!r}"
             )
         self.scope = scope
+        if self.policy == "xnnpack":
+            warn_if_not_sparse_enough(self.schedule.sparsity(np.iinfo(np.int64).max))
 
     def compute_masks(self, step, weights):
         target = self.schedule.sparsity(step)
