@@ -27,6 +27,7 @@ _LAZY = {
     "finalize": "tfsparse.deploy",
     "register_finalizer": "tfsparse.deploy",
     "ExportError": "tfsparse.deploy",
+    "IneligibleError": "tfsparse.deploy",
     "export": "tfsparse.deploy",
     "ExportResult": "tfsparse.deploy",
     "inspect_tflite": "tfsparse.deploy",

@@ -70,6 +70,24 @@ def test_export_refuses_existing_file_and_missing_dir(cli, pruned_dir, tmp_path)
     assert status == 1 and "does not exist" in err
 
 
+def test_export_xnnpack_refuses_ineligible_model_unless_allowed(cli, builder_file, tmp_path):
+    output = tmp_path / "x.tflite"
+    status, _, err = cli("export", f"--model={builder_file}", f"--output={output}", "--target=xnnpack")
+    assert status == 1 and "will not take XNNPACK's sparse path" in err
+    assert "1 input channels" in err and "--target=sparse" in err and "pass --allow_ineligible" in err
+    assert not output.exists() and os.listdir(tmp_path) == ["tiny_cnn.py"]
+    with pytest.warns(UserWarning, match="sparse path will not fire"):
+        status, out, err = cli("export", f"--model={builder_file}", f"--output={output}", "--target=xnnpack",
+                               "--allow_ineligible", "--json")
+    assert status == 0, err
+    result = json.loads(out)
+    assert result["xnnpack_lint"]["fires"] is False and result["size_bytes"] == output.stat().st_size
+    status, _, err = cli("export", f"--model={builder_file}", f"--output={tmp_path / 's.tflite'}", "--target=sparse",
+                         "--allow_ineligible")
+    assert status == 1 and "Expected False unless target='xnnpack'" in err
+    assert not (tmp_path / "s.tflite").exists()
+
+
 @pytest.mark.parametrize("content", [None, b"not a zip"])
 def test_missing_or_corrupt_model_file(cli, tmp_path, content):
     path = tmp_path / "model.keras"

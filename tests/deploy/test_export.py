@@ -34,7 +34,13 @@ def test_export_matches_keras(tmp_path, kind, target, two_layer, zero_fraction, 
     zero_fraction(model, 0.8)
     n_inputs = model.inputs[0].shape[-1] if kind != "subclassed" else 6
     x = np.random.default_rng(0).normal(size=(6, n_inputs)).astype("float32")
-    result = export(model, tmp_path / "m.tflite", target=target)
+    if target == "xnnpack":  # MLPs have no convolution region: XNNPACK's sparse path cannot fire
+        with pytest.warns(UserWarning, match="sparse path will not fire"):
+            result = export(model, tmp_path / "m.tflite", target=target, allow_ineligible=True)
+        assert result.xnnpack_lint["fires"] is False
+    else:
+        result = export(model, tmp_path / "m.tflite", target=target)
+        assert result.xnnpack_lint is None
     assert result.verification.passed and result.verification.max_rel_error <= 1e-4
     expected = keras.ops.convert_to_numpy(model(x, training=False))
     got = run_tflite(tmp_path / "m.tflite", x)
@@ -62,6 +68,7 @@ def test_xnnpack_target_fixes_batch_to_one(tmp_path, tiny_cnn):
     assert [t.shape for t in inspect_tflite(tmp_path / "s.tflite").inputs] == [(-1, 8, 8, 3)]
     assert list(xnn.input_shapes.values()) == [(1, 8, 8, 3)]
     assert xnn.sparse_tensors and xnn.verification.passed and sparse.verification.passed
+    assert xnn.xnnpack_lint == {"fires": True, "reasons": []} and sparse.xnnpack_lint is None
 
 
 def test_int8_verifies_and_reports_top1(tmp_path, tiny_cnn, images):
@@ -229,7 +236,8 @@ def test_export_does_not_modify_the_model(tmp_path):
     constraints = [v.constraint for v in model.weights]
     mask_values = [masks.get_mask(v).numpy().copy() for v in model.weights if masks.has_mask(v)]
     names = [v.path for v in model.weights]
-    export(model, tmp_path / "m.tflite", target="xnnpack")
+    with pytest.warns(UserWarning, match="sparse path will not fire"):
+        export(model, tmp_path / "m.tflite", target="xnnpack", allow_ineligible=True)
     assert [v.path for v in model.weights] == names
     assert all(a is v.constraint for a, v in zip(constraints, model.weights))
     for before, v in zip(weights, model.weights):

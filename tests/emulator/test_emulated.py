@@ -38,3 +38,19 @@ def test_observe_sparse_weights_with_dynamic_batch_do_not_fire(emulator_ready, m
     assert observation.eligible and observation.sparse_tensors
     assert not observation.fired and observation.max_abs_diff == 0.0
     assert "bit-identical" in observation.reason
+
+
+def test_bench_arm_emu_observes_the_sparse_path_and_measures_the_speedup(emulator_ready, mobilenet_files):
+    sparse, dense = mobilenet_files["xnnpack"], mobilenet_files["dense"]
+    result = bench(sparse, compare=dense, target="arm-emu", runs=3)
+    fired, not_eligible = result.observations
+    assert (fired.path, fired.eligible, fired.fired) == (sparse, True, True), fired.reason
+    assert 0 < fired.max_abs_diff < 1e-2
+    assert (not_eligible.path, not_eligible.eligible, not_eligible.fired) == (dense, False, False)
+    assert result.speedup > 1.5, str(result)
+    text = str(result)
+    assert text.startswith("Emulated aarch64 tflite-runtime XNNPACK latency (arm-emu, 1 thread, 3 interleaved runs")
+    assert "Emulated (qemu) ratios overstate real devices." in text
+    assert ("XNNPACK sparse path: xnnpack.tflite fired (outputs differ from its dense twin by "
+            in text and "; dense.tflite not eligible: no sparse-encoded weights" in text)
+    assert [o["fired"] for o in result.to_dict()["observations"]] == [True, False]

@@ -68,3 +68,14 @@ def mobilenet_v1_folded_mean():
     """At 32x32 with min_feature_size=1 the last map is 1x1: the converter drops the MEAN."""
     return load_model_source("models/mobilenet_v1.py:mobilenet_v1", input_shape=(32, 32, 3), num_classes=10,
                              width=0.25, min_feature_size=1)
+
+
+def export_even_if_ineligible(model, path, target, **kwargs):
+    """`tfsparse.export` without the xnnpack target's refusal (the linter under test judges the file)."""
+    import warnings
+
+    if target == "xnnpack":
+        kwargs["allow_ineligible"] = True
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*sparse path will not fire", category=UserWarning)
+        return tfsparse.export(model, path, target=target, verify=False, **kwargs)

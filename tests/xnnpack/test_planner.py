@@ -167,3 +167,11 @@ def test_inspect_xnnpack_on_a_keras_file(tmp_path, capsys):
     assert json.loads(capsys.readouterr().out)["eligible"] is True
     assert main(["tfsparse", "inspect", str(path), "--sparsity=0.9"]) == 1
     assert "only applies with --xnnpack" in capsys.readouterr().err
+
+
+def test_a_model_without_convolutions_has_no_region():
+    model = keras.Sequential([keras.Input((16,)), L.Dense(8), L.Dense(2)])
+    report = check(model, sparsity=0.9)
+    assert not report.eligible and report.sparse_layers == [] and report.amdahl_bound == 1.0
+    assert report.reasons == ["no Conv2D: there is no region XNNPACK could run sparse"]
+    assert all(plan.role == "before" for plan in report.layers)

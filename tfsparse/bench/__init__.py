@@ -1,8 +1,10 @@
 """Benchmarks of `.tflite` files: `bench(path, compare=...)` -> `BenchResult`.
 
-Runners (targets) time the files; `"local"` runs LiteRT on this machine.
-On x86 XNNPACK keeps its sparse kernels off, so a sparse speedup shows only
-on ARM targets.
+Runners (targets) time the files: `"local"` runs LiteRT on this machine,
+`"arm-emu"` tflite-runtime's XNNPACK on emulated aarch64 (and, by default,
+observes whether the sparse path fired for each file), `"adb"` LiteRT's
+`benchmark_model` on an Android device. On x86 XNNPACK keeps its sparse
+kernels off, so a sparse speedup shows only on ARM targets.
 
 Example:
 

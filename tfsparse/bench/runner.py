@@ -4,6 +4,9 @@
 `run(paths, *, threads, runs, warmup, seed) -> (timings, details)`.
 `OPTION_TARGETS` holds targets needing options of their own: `"adb"` /
 `"adb:SERIAL"` (`benchmark_model` on an Android device, `benchmark_binary=`).
+On `"arm-emu"` (tflite-runtime's XNNPACK on emulated aarch64) `bench` also
+observes, by default, whether XNNPACK's sparse path fired for each file
+(`tfsparse.emulator.observe`), into `BenchResult.observations`.
 
 Example:
 
@@ -62,8 +65,45 @@ def _tflite_file(name, path) -> str:
     return path
 
 
+#: Targets on which `bench` can observe whether XNNPACK's sparse path fired.
+OBSERVABLE_TARGETS = ("arm-emu",)
+
+
+def _check_observe(observe, target) -> bool:
+    """`observe` resolved: `None` means "on the targets that can"."""
+    if observe is not None and not isinstance(observe, bool):
+        raise ValueError(
+            "Invalid value received for argument `observe`. Expected True, False or None (observe where "
+            f"the target can). Received: observe={observe!r}"
+        )
+    if observe is None:
+        return target in OBSERVABLE_TARGETS
+    if observe and target not in OBSERVABLE_TARGETS:
+        raise ValueError(
+            "Invalid value received for argument `observe`. Observing whether XNNPACK's sparse path "
+            "fired needs the emulated aarch64 XNNPACK (target='arm-emu'): on x86 XNNPACK keeps its "
+            "sparse kernels off, and the adb target cannot compare a file with its dense twin's "
+            f"outputs. Pass target='arm-emu' or observe=False. Received: observe=True with target={target!r}"
+        )
+    return observe
+
+
+def _observe(paths, *, threads, seed) -> tuple:
+    """One `Observation` per path (a path given twice is run once)."""
+    from tfsparse.emulator import observation
+
+    done = {}
+    for path in paths:
+        if path not in done:
+            logging.info("bench: observing whether XNNPACK's sparse path fires for %s (one emulated run of it "
+                         "and of its dense twin).", path)
+            done[path] = observation.observe(path, threads=threads, seed=seed)
+            logging.info("bench: %s", done[path])
+    return tuple(done[path] for path in paths)
+
+
 def bench(path, *, compare=None, threads=1, runs=20, warmup=3, seed=0, target="local",
-          benchmark_binary=None) -> BenchResult:
+          benchmark_binary=None, observe=None) -> BenchResult:
     """Measures the latency of `path`, and of `compare` interleaved with it.
 
     With `compare`, invokes alternate `path`, `compare`, `path`, `compare`, ...
@@ -79,12 +119,20 @@ def bench(path, *, compare=None, threads=1, runs=20, warmup=3, seed=0, target="l
         runs: Timed invokes per model. Defaults to `20`.
         warmup: Untimed invokes per model first. Defaults to `3`.
         seed: Seed of the random inputs. Defaults to `0`.
-        target: Where to run: `"local"` (LiteRT on this machine), or `"adb"` /
-            `"adb:SERIAL"` (`benchmark_model` on an Android device; each
-            time is then one run's average over `runs` invokes, see
-            `tfsparse.bench.adb`). Defaults to `"local"`.
+        target: Where to run: `"local"` (LiteRT on this machine),
+            `"arm-emu"` (tflite-runtime's XNNPACK on emulated aarch64, see
+            `tfsparse emulator setup`; its ratios overstate real devices),
+            or `"adb"` / `"adb:SERIAL"` (`benchmark_model` on an Android
+            device; each time is then one run's average over `runs`
+            invokes, see `tfsparse.bench.adb`). Defaults to `"local"`.
         benchmark_binary: The Android `benchmark_model` executable; only for
             the adb target, which requires it. Defaults to `None`.
+        observe: Also tell, for each file, whether XNNPACK's sparse path
+            fired (`tfsparse.emulator.observe`: one more emulated run of
+            the file and of its dense twin; a file without sparse-encoded
+            weights needs none), into `result.observations`. Only the
+            `"arm-emu"` target can (`True` elsewhere is refused). Defaults
+            to `None`: `True` on `"arm-emu"`, `False` elsewhere.
 
     Returns:
         A `BenchResult` (print it for a table; `to_dict()` for JSON).
@@ -94,6 +142,8 @@ def bench(path, *, compare=None, threads=1, runs=20, warmup=3, seed=0, target="l
         FileNotFoundError: if a file (or `adb` for the adb target) does not exist.
         tfsparse.bench.adb_device.AdbError: (`RuntimeError`, `OSError`) for adb target failures
             (no device, crashed run).
+        tfsparse.emulator.EmulatorError: for arm-emu target failures (emulator not set up,
+            crashed run).
 
     Example:
 
@@ -121,13 +171,15 @@ def bench(path, *, compare=None, threads=1, runs=20, warmup=3, seed=0, target="l
     _count("warmup", warmup, 0)
     _count("threads", threads, 1)
     _count("seed", seed, 0)
+    observe = _check_observe(observe, target)
     paths = [_tflite_file("path", path)]
     if compare is not None:
         paths.append(_tflite_file("compare", compare))
     logging.info("bench: %s on %s, %d thread(s), %d warm-up + %d timed runs per model.",
                  " vs ".join(paths), target, threads, warmup, runs)
     timings, details = runner(paths, threads=threads, runs=runs, warmup=warmup, seed=seed)
+    observations = _observe(paths, threads=threads, seed=seed) if observe else ()
     result = BenchResult(models=tuple(timings), target=target, threads=threads, runs=runs, warmup=warmup,
-                         details=details)
+                         details=details, observations=observations)
     logging.info("bench: done (%s).", f"speedup {result.speedup:.2f}x" if result.speedup is not None else "one model")
     return result

@@ -3,6 +3,11 @@
 Example:
 
     tfsparse export --model=out/pruned.keras --output=out/model.tflite --target=sparse
+    tfsparse export --model=out/pruned.keras --output=out/model.tflite --target=xnnpack
+
+`--target=xnnpack` is refused when XNNPACK's sparse path would not fire for
+the file (the error lists why); `--allow_ineligible` writes it anyway, with
+a warning.
 """
 
 from __future__ import annotations
@@ -25,17 +30,22 @@ _IMAGE_SIZE = flags.DEFINE_integer("image_size", None, "Pad dataset images to th
 _CHANNELS = flags.DEFINE_integer("channels", None, "Replicate grayscale to this many channels.", flag_values=FLAGS)
 _SAMPLES = flags.DEFINE_integer("samples", 200, "Representative samples to use.", flag_values=FLAGS)
 _VERIFY = flags.DEFINE_bool("verify", True, "Compare the .tflite with Keras on sample inputs.", flag_values=FLAGS)
+_ALLOW_INELIGIBLE = flags.DEFINE_bool(
+    "allow_ineligible", False, "With --target=xnnpack: write the file even when XNNPACK's sparse path will not "
+    "fire for it (warns with the reasons) instead of refusing it.", flag_values=FLAGS)
 _OVERWRITE = flags.DEFINE_bool("overwrite", False, "Replace an existing output file.", flag_values=FLAGS)
 _JSON = flags.DEFINE_bool("json", False, "Print the result as JSON.", flag_values=FLAGS)
 REQUIRED = ("model", "output")
 
 
 def run(*, model, output, target="sparse", representative_data=None, image_size=None, channels=None,
-        samples=200, verify=True, overwrite=False):
-    """Loads `model` and calls `tfsparse.deploy`; returns its `ExportResult`."""
-    from tfsparse.deploy import export
+        samples=200, verify=True, overwrite=False, allow_ineligible=False):
+    """Loads `model` and calls `tfsparse.deploy.export`; returns its `ExportResult`."""
+    from tfsparse.deploy import IneligibleError, export
+    from tfsparse.deploy.convert import check_allow_ineligible, ineligible_message
     from tfsparse.outputs import check_output_path
 
+    check_allow_ineligible(allow_ineligible, target)  # before loading the model
     check_output_path(output, overwrite=overwrite)
     keras_model = load_model_source(model, compile=False)
     representative = None
@@ -43,14 +53,19 @@ def run(*, model, output, target="sparse", representative_data=None, image_size=
         dataset = datasets.load(representative_data, image_size=image_size, channels=channels, limit=samples)
         datasets.check_fits(dataset, keras_model)
         representative = dataset.x_train[:samples]
-    return export(keras_model, output, target=target, representative_data=representative,
-                  verify=verify, overwrite=overwrite)
+    try:
+        return export(keras_model, output, target=target, representative_data=representative,
+                      verify=verify, overwrite=overwrite, allow_ineligible=allow_ineligible)
+    except IneligibleError as error:  # the same message, with the command line's spellings
+        raise IneligibleError(ineligible_message(error.reasons, sparse="--target=sparse", allow="--allow_ineligible"),
+                              reasons=error.reasons) from None
 
 
 def main(argv):
     del argv
     result = run(model=_MODEL.value, output=_OUTPUT.value, target=_TARGET.value,
                  representative_data=_DATA.value, image_size=_IMAGE_SIZE.value, channels=_CHANNELS.value,
-                 samples=_SAMPLES.value, verify=_VERIFY.value, overwrite=_OVERWRITE.value)
+                 samples=_SAMPLES.value, verify=_VERIFY.value, overwrite=_OVERWRITE.value,
+                 allow_ineligible=_ALLOW_INELIGIBLE.value)
     print(json.dumps(result.to_dict(), indent=2) if _JSON.value else result)
     return 0

@@ -3,7 +3,9 @@
 - `finalize(model)`: the deployable copy (no masks; strategies' finalizers
   applied), registered with `register_finalizer`.
 - `export(model, path, target=...)`: a verified `.tflite` file
-  (`dense`, `sparse`, `xnnpack`, `int8`), returns an `ExportResult`.
+  (`dense`, `sparse`, `xnnpack`, `int8`), returns an `ExportResult`;
+  `xnnpack` is refused (`IneligibleError`) when XNNPACK's sparse path
+  would not fire, unless `allow_ineligible=True`.
 - `inspect_tflite(path)`: operators, tensors and sparse encodings of a file.
 
 TensorFlow is imported only by `export` (and the modules it uses), so
@@ -22,7 +24,7 @@ Example:
 
 import importlib
 
-from tfsparse.deploy.errors import ExportError, VerificationError
+from tfsparse.deploy.errors import ExportError, IneligibleError, VerificationError
 from tfsparse.deploy.finalize import finalize, list_finalizers, register_finalizer, unregister_finalizer
 from tfsparse.deploy.result import ExportResult
 from tfsparse.deploy.tflite_file import TensorInfo, TfliteSummary, inspect_tflite
@@ -36,6 +38,7 @@ _LAZY = {
 __all__ = [
     "ExportError",
     "ExportResult",
+    "IneligibleError",
     "TensorInfo",
     "TfliteSummary",
     "Verification",

@@ -4,10 +4,14 @@ Steps: check the arguments (before any work), `finalize` a copy of the
 model, save it with Keras' `model.export(format="tf_saved_model")`, convert
 it with `tf.lite.TFLiteConverter` for the target (see
 `tfsparse.deploy.targets`), keep sparse encoding only for the tensors where
-it is smaller (`tfsparse.deploy.encoding`), run the file with LiteRT against
+it is smaller (`tfsparse.deploy.encoding`), for target `xnnpack` check with
+`tfsparse.xnnpack.lint` that XNNPACK's sparse path will fire (refused
+otherwise, unless `allow_ineligible=True`), run the file with LiteRT against
 the Keras model (`tfsparse.deploy.verify`), and only then write it,
 atomically (a temporary file in the same directory, then `os.replace`).
-On any error no file is left behind, and the input model is never modified.
+On any error (a refused `xnnpack` export included) no file is left behind,
+an existing file at `path` is left untouched, and the input model is never
+modified.
 
 Size rule: a tensor stays sparse-encoded only if that makes it smaller,
 decided per tensor on the converted file (`encoding.densify_where_not_smaller`;
@@ -35,11 +39,12 @@ from __future__ import annotations
 
 import os
 import tempfile
+import warnings
 
 from absl import logging
 
 from tfsparse.deploy import encoding, samples as samples_lib, targets
-from tfsparse.deploy.errors import ExportError
+from tfsparse.deploy.errors import ExportError, IneligibleError
 from tfsparse.deploy.finalize import check_model, finalize
 from tfsparse.outputs import check_output_path, write_bytes
 from tfsparse.deploy.result import ExportResult
@@ -47,16 +52,19 @@ from tfsparse.deploy.tflite_file import TfliteSummary
 from tfsparse.deploy.verify import signature_inputs, verify_tflite
 
 
-def export(model, path, *, target="sparse", representative_data=None, verify=True, overwrite=False):
+def export(model, path, *, target="sparse", representative_data=None, verify=True, overwrite=False,
+           allow_ineligible=False):
     """Converts `model` to a `.tflite` file at `path` for `target`.
 
     Args:
         model: A built `keras.Model`, e.g. trained with a tfsparse strategy.
         path: The `.tflite` file to write; its directory must exist.
         target: `"dense"` (float32), `"sparse"` (float32, sparse weights where
-            smaller), `"xnnpack"` (as sparse, batch fixed to 1 for XNNPACK's
-            sparse path) or `"int8"` (full-integer quantization with float32
-            inputs/outputs). Defaults to `"sparse"`.
+            smaller), `"xnnpack"` (as sparse, batch fixed to 1, and refused
+            unless `tfsparse.xnnpack.lint` predicts that XNNPACK's sparse
+            path fires; see `allow_ineligible`) or `"int8"` (full-integer
+            quantization with float32 inputs/outputs). Defaults to
+            `"sparse"`.
         representative_data: Input samples: an array, a dict/list of arrays
             for several inputs, or an iterable of such batches (Keras-style
             `(x, y)` elements are fine). Calibrates `int8` (required there)
@@ -66,12 +74,23 @@ def export(model, path, *, target="sparse", representative_data=None, verify=Tru
         verify: Run the file with LiteRT and compare with Keras before
             writing it. Defaults to `True`.
         overwrite: Replace an existing file at `path`. Defaults to `False`.
+        allow_ineligible: Only for `target="xnnpack"`: write the file even
+            when the linter predicts that XNNPACK's sparse path will not
+            fire, with a `UserWarning` listing the reasons, instead of
+            raising. `True` with any other target is refused (those targets
+            make no such promise, so there is nothing to allow). Defaults to
+            `False`.
 
     Returns:
-        An `ExportResult` (path, sizes, sparse tensors, verification).
+        An `ExportResult` (path, sizes, sparse tensors, verification, and
+        for `xnnpack` the linter's verdict in `xnnpack_lint`).
 
     Raises:
         ValueError: for invalid arguments (checked before any work).
+        IneligibleError: (a `ValueError`) for `target="xnnpack"` when
+            XNNPACK's sparse path will not fire for the converted file (the
+            message and `error.reasons` say why; nothing is written), unless
+            `allow_ineligible=True`.
         ExportError: if saving or conversion fails (says what to try).
         VerificationError: if the file does not reproduce the model (the
             file is then not written; pass `verify=False` to keep it).
@@ -87,6 +106,7 @@ def export(model, path, *, target="sparse", representative_data=None, verify=Tru
     'int8'
     """
     spec = targets.get_target(target)
+    check_allow_ineligible(allow_ineligible, spec.name)
     path = _check_path(path, overwrite=overwrite)
     check_model(model)
     if spec.int8 and representative_data is None:
@@ -113,12 +133,19 @@ def export(model, path, *, target="sparse", representative_data=None, verify=Tru
                 logging.info("tfsparse.deploy: no tensor is smaller sparse; using the dense encoding")
                 content = dense_fp32 if not spec.int8 else _convert(
                     saved, spec, model, samples=samples, sparse=False)
+    xnnpack_lint = _xnnpack_verdict(content, allow_ineligible=allow_ineligible) if spec.name == "xnnpack" else None
     verification = None
     if verify:
         verification = verify_tflite(content, model=model, samples=samples, quantized=spec.int8)
     write_bytes(path, content, overwrite=overwrite)
     summary = TfliteSummary.from_bytes(content, path=path)
     logging.info("tfsparse.deploy: wrote %s (%d bytes)", path, len(content))
+    if xnnpack_lint is not None and not xnnpack_lint["fires"]:
+        warnings.warn(
+            f"Wrote {path} with allow_ineligible=True, but XNNPACK's sparse path will not fire for it "
+            "(it will run dense):\n" + _bullets(xnnpack_lint["reasons"])
+            + "\nSee `tfsparse inspect --xnnpack` for the verdict per operator.",
+            UserWarning, stacklevel=2)
     return ExportResult(
         path=path,
         target=spec.name,
@@ -129,7 +156,48 @@ def export(model, path, *, target="sparse", representative_data=None, verify=Tru
         operators=summary.operators,
         input_shapes={t.name: t.shape for t in summary.inputs},
         verification=verification,
+        xnnpack_lint=xnnpack_lint,
     )
+
+
+def check_allow_ineligible(allow_ineligible, target) -> None:
+    """Raises a `ValueError` unless `allow_ineligible` is a bool, `True` only with target `xnnpack`."""
+    if not isinstance(allow_ineligible, bool):
+        raise ValueError(
+            "Invalid value received for argument `allow_ineligible`. Expected a bool. "
+            f"Received: allow_ineligible={allow_ineligible!r}"
+        )
+    if allow_ineligible and target != "xnnpack":
+        raise ValueError(
+            "Invalid value received for argument `allow_ineligible`. Expected False unless "
+            "target='xnnpack': only that target checks that XNNPACK's sparse path fires, so there "
+            f"is nothing to allow for target={target!r}. Received: allow_ineligible=True"
+        )
+
+
+def _bullets(reasons):
+    return "\n".join(f"  - {reason}" for reason in reasons)
+
+
+def ineligible_message(reasons, *, sparse="target='sparse'", allow="allow_ineligible=True") -> str:
+    """The message of the `IneligibleError` for `reasons` (the CLI passes its flag spellings)."""
+    return ("Invalid value received for argument `target`. The converted model will not take XNNPACK's "
+            "sparse path:\n" + _bullets(reasons) + "\nFix the model (see `tfsparse inspect --xnnpack`), "
+            f"export with {sparse} for size only, or pass {allow} to export anyway. "
+            "Received: target='xnnpack'")
+
+
+def _xnnpack_verdict(content, *, allow_ineligible):
+    """`{"fires", "reasons"}` of the linter on the converted `content`; raises if it does not fire."""
+    from tfsparse.xnnpack import lint
+
+    report = lint(bytes(content))
+    verdict = {"fires": bool(report.fires), "reasons": list(report.reasons)}
+    logging.info("tfsparse.deploy: XNNPACK sparse path %s", "predicted to fire" if report.fires else
+                 "will not fire: " + "; ".join(report.reasons))
+    if not report.fires and not allow_ineligible:
+        raise IneligibleError(ineligible_message(report.reasons), reasons=report.reasons)
+    return verdict
 
 
 def _check_path(path, *, overwrite):

@@ -1,13 +1,15 @@
 """Errors raised by `tfsparse.deploy`.
 
-Both derive from `ValueError`, so code that already catches Keras-style
+All derive from `ValueError`, so code that already catches Keras-style
 `ValueError`s keeps working; catch these for export-specific handling.
 
 Example:
 
->>> from tfsparse.deploy import ExportError, VerificationError
+>>> from tfsparse.deploy import ExportError, IneligibleError, VerificationError
 >>> issubclass(ExportError, ValueError), issubclass(VerificationError, ExportError)
 (True, True)
+>>> issubclass(IneligibleError, ValueError)
+True
 """
 
 
@@ -29,3 +31,19 @@ class VerificationError(ExportError):
     def __init__(self, message, verification=None):
         super().__init__(message)
         self.verification = verification
+
+
+class IneligibleError(ValueError):
+    """Target `xnnpack` refused: XNNPACK's sparse path will not fire for the file.
+
+    Raised by `export(..., target="xnnpack")` when `tfsparse.xnnpack.lint`
+    predicts that the converted model runs dense; nothing is written. Pass
+    `allow_ineligible=True` to write it anyway.
+
+    Attributes:
+        reasons: The linter's reasons, one string each.
+    """
+
+    def __init__(self, message, reasons=()):
+        super().__init__(message)
+        self.reasons = list(reasons)

@@ -32,6 +32,10 @@ class ExportResult:
         operators: `(op_name, count)` pairs of the file.
         input_shapes: `{input_name: shape}` of the file (-1 = dynamic).
         verification: The `Verification` figures, or `None` if not verified.
+        xnnpack_lint: For target `xnnpack`, `tfsparse.xnnpack.lint`'s verdict
+            on the file: `{"fires": bool, "reasons": [str, ...]}` (`fires`
+            is `False` only when exported with `allow_ineligible=True`);
+            `None` for the other targets.
     """
 
     path: str
@@ -43,6 +47,7 @@ class ExportResult:
     operators: tuple = ()
     input_shapes: dict = dataclasses.field(default_factory=dict)
     verification: object = None
+    xnnpack_lint: dict | None = None
 
     @property
     def compression(self) -> float:
@@ -62,6 +67,8 @@ class ExportResult:
             "operators": dict(self.operators),
             "input_shapes": {k: list(v) for k, v in self.input_shapes.items()},
             "verification": None if self.verification is None else self.verification.to_dict(),
+            "xnnpack_lint": None if self.xnnpack_lint is None else {
+                "fires": bool(self.xnnpack_lint["fires"]), "reasons": list(self.xnnpack_lint["reasons"])},
         }
 
     def __str__(self) -> str:
@@ -77,5 +84,8 @@ class ExportResult:
             ("inputs", ", ".join(f"{k} {list(v)}" for k, v in self.input_shapes.items())),
             ("verification", "skipped" if self.verification is None else str(self.verification)),
         ]
+        if self.xnnpack_lint is not None:
+            rows.append(("XNNPACK sparse", "predicted to fire" if self.xnnpack_lint["fires"] else
+                         "will NOT fire: " + "; ".join(self.xnnpack_lint["reasons"])))
         width = max(len(label) for label, _ in rows)
         return "\n".join(f"{label.ljust(width)}  {value}" for label, value in rows)

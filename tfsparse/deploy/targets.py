@@ -8,7 +8,10 @@
 | `int8`    | int8 (full-integer)  | where smaller   | the model's own |
 
 `xnnpack` fixes the batch to 1 because XNNPACK's sparse (NCHW) path needs
-static shapes (see `shared/design/xnnpack-sparse.md`). `int8` is full-integer
+static shapes (see `shared/design/xnnpack-sparse.md`), and `export` refuses
+it (`ValueError` with the reasons) when `tfsparse.xnnpack.lint` predicts
+that the path will not fire for the converted file, unless
+`allow_ineligible=True` (then it writes the file and warns). `int8` is full-integer
 post-training quantization calibrated on `representative_data`: every op
 runs in int8 (`TFLITE_BUILTINS_INT8`; a model with an op that has no int8
 kernel is refused), while the model's inputs and outputs stay float32, with

@@ -176,9 +176,9 @@ def inspect_tflite(path):
     >>> from tfsparse.deploy import export, inspect_tflite
     >>> model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
     >>> path = os.path.join(tempfile.mkdtemp(), "model.tflite")
-    >>> _ = export(model, path, target="xnnpack")
-    >>> [t.shape for t in inspect_tflite(path).inputs]
-    [(1, 4)]
+    >>> _ = export(model, path, target="sparse")
+    >>> [t.shape for t in inspect_tflite(path).inputs]  # -1: the dynamic batch
+    [(-1, 4)]
     """
     if not isinstance(path, (str, os.PathLike)) or not os.path.isfile(path):
         raise ValueError(

@@ -62,6 +62,23 @@ class Observation:
         """The observation as a JSON-compatible dict."""
         return dataclasses.asdict(self)
 
+    @classmethod
+    def from_dict(cls, config) -> Observation:
+        """The inverse of `to_dict` (e.g. for a `BenchResult` saved as JSON).
+
+        Example:
+
+        >>> from tfsparse.emulator.observation import NOT_ELIGIBLE, Observation
+        >>> observation = Observation("m.tflite", eligible=True, fired=True, reason="fired",
+        ...                           max_abs_diff=1e-6, output_scale=2.0, sparse_tensors=("w",))
+        >>> Observation.from_dict(observation.to_dict()) == observation
+        True
+        """
+        names = {field.name for field in dataclasses.fields(cls)}
+        values = {key: value for key, value in config.items() if key in names}
+        values["sparse_tensors"] = tuple(values.get("sparse_tensors") or ())
+        return cls(**values)
+
     def __str__(self):
         return f"{self.path}: {self.reason}"
 

@@ -10,20 +10,17 @@
   whether the sparse path actually fired (`tfsparse.emulator.observe`).
 """
 
-from tfsparse.xnnpack.lint import LintReport, OpVerdict, lint
+from tfsparse.xnnpack.linter import LintReport, OpVerdict, lint
+from tfsparse.xnnpack.compatible import make_compatible
 from tfsparse.xnnpack.planner import LayerPlan, PlanReport, check
 
 
 def __getattr__(name):
-    # These import more (the emulator, the rewriter): loaded on first use only.
+    # The emulator imports more: loaded on first use only.
     if name == "observe":
         from tfsparse.emulator import observe
 
         return observe
-    if name == "make_compatible":
-        from tfsparse.xnnpack.make_compatible import make_compatible
-
-        return make_compatible
     raise AttributeError(f"module 'tfsparse.xnnpack' has no attribute {name!r}")
 
 
