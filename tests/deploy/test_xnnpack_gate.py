@@ -23,7 +23,7 @@ def test_refused_export_lists_the_reasons_and_writes_nothing(tmp_path):
     with pytest.raises(IneligibleError) as info:
         export(_mlp(), tmp_path / "m.tflite", target="xnnpack")
     assert isinstance(info.value, ValueError)
-    assert [r.split(":")[0] for r in info.value.reasons] == ["no sparse-encoded weights", "no convolution"]
+    assert [r.split(":")[0] for r in info.value.reasons] == ["no sparse-encoded weights (DENSIFY ops)", "no convolution"]
     message = str(info.value)
     assert message.startswith("Invalid value received for argument `target`.")
     assert "will not take XNNPACK's sparse path:\n  - no sparse-encoded weights" in message
