@@ -102,6 +102,19 @@ def select_weights(model, *, layers=None, exclude=None):
             "`tfsparse.register_prunable(LayerClass, weights=[...])`. "
             f"Received: model={model.name}"
         )
+    return select_from(candidates, layers=layers, exclude=exclude)
+
+
+def select_from(candidates, *, layers=None, exclude=None):
+    """Returns the `candidates` (`PrunableWeight`s) chosen by `layers`/`exclude`.
+
+    `select_weights` with the candidates given, for strategies acting on
+    other weights than the prunable kernels (e.g. BatchNormalization gammas).
+
+    Raises:
+        ValueError: if a selector is malformed or matches nothing, or if
+            nothing is left.
+    """
     available = sorted({w.layer.name for w in candidates})
     selectors = _as_list(layers)
     chosen = _apply("layers", selectors, candidates, available) if selectors else list(candidates)
