@@ -1,10 +1,13 @@
 """The demo: prune a MobileNet-V1-style network on Fashion-MNIST end to end.
 
-Dense training, then GMP to 90% on the 1x1 convolutions (the weights XNNPACK
-runs sparse) with fine-tuning, export of a dense and a sparse `.tflite` (target
-`xnnpack`: sparse weights, batch 1) with the linter's verdict,
-verification of both against Keras, a local interleaved benchmark, and a
-`REPORT.md` with plots. `quick=True` uses a data subset and fewer steps.
+Dense training; the XNNPACK planner's verdict and Amdahl bound; GMP to 90%
+with `policy="xnnpack"` (exactly the 1x1 convolutions XNNPACK runs sparse)
+with fine-tuning; export of a dense and a sparse `.tflite` (target `xnnpack`:
+sparse weights, batch 1, refused if the linter predicts no sparse path);
+verification of both against Keras; an interleaved benchmark locally and, when
+the emulator is set up (`tfsparse emulator setup`), on emulated aarch64 with
+the observed verdict; and a `REPORT.md` with plots. `quick=True` uses a data
+subset and fewer steps.
 
 Example:
 
@@ -87,7 +90,8 @@ def run(*, output, quick=False, config=None, overwrite=False):
     """
     from tfsparse.bench import bench
     from tfsparse.deploy import export
-    from tfsparse.xnnpack import lint
+    from tfsparse.emulator import status as emulator_status
+    from tfsparse.xnnpack import check
 
     config = config or (DemoConfig.quick_config() if quick else DemoConfig())
     output = check_output_dir(output, files=OUTPUT_FILES, overwrite=overwrite)
@@ -104,12 +108,16 @@ def run(*, output, quick=False, config=None, overwrite=False):
                             learning_rate=1e-3)
     _save(model, os.path.join(output, "dense.keras"))
 
+    plan = check(model, sparsity=config.target_sparsity)
+    logging.info("XNNPACK planner: %s; 1x1 convolutions are %.1f%% of the MACs, Amdahl bound at %.0f%%: %.2fx.",
+                 "fires" if plan.fires else "does not fire", 100 * plan.sparse_macs_share,
+                 100 * config.target_sparsity, plan.amdahl_bound)
     pruned = keras.models.clone_model(model)
     pruned.set_weights(model.get_weights())
     steps = -(-len(dataset.x_train) // config.batch_size) * config.prune_epochs
     end_step = max(2, int(steps * 0.6))
     gmp = GMP(target_sparsity=config.target_sparsity, begin_step=0, end_step=end_step,
-              frequency=max(1, end_step // 20), layers=".*_pw")
+              frequency=max(1, end_step // 20), policy="xnnpack")
     logging.info("GMP to %.0f%% on the 1x1 convolutions over %d steps, then fine-tuning to step %d.",
                  100 * config.target_sparsity, end_step, steps)
     pruned_accuracy = _train(pruned, dataset, epochs=config.prune_epochs, batch_size=config.batch_size,
@@ -124,7 +132,13 @@ def run(*, output, quick=False, config=None, overwrite=False):
     sparse_export = export(pruned, os.path.join(output, "sparse.tflite"), target="xnnpack",
                            representative_data=sample, overwrite=overwrite)
     timing = bench(sparse_export.path, compare=dense_export.path, threads=1, runs=config.bench_runs)
-    prediction = lint(sparse_export.path)
+    emulator = emulator_status()
+    arm = None
+    if emulator.ready:
+        logging.info("Benchmarking on emulated aarch64 (XNNPACK, 1 thread) and observing the sparse path.")
+        arm = bench(sparse_export.path, compare=dense_export.path, threads=1, runs=10, target="arm-emu")
+    else:
+        logging.info("Skipping the emulated aarch64 benchmark: %s", emulator.reason)
 
     figures = {
         "config": dataclasses.asdict(config),
@@ -133,7 +147,11 @@ def run(*, output, quick=False, config=None, overwrite=False):
         "pruned_1x1_sparsity": float(sparsity_report(pruned, weights=gmp.weights).sparsity),
         "model_sparsity": float(report.sparsity),
         "dense_export": dense_export.to_dict(), "sparse_export": sparse_export.to_dict(),
-        "bench": timing.to_dict(), "xnnpack_lint": {"fires": prediction.fires, "reasons": prediction.reasons},
+        "bench": timing.to_dict(), "xnnpack_lint": sparse_export.xnnpack_lint,
+        "xnnpack_plan": {"fires": plan.fires, "reasons": plan.reasons, "sparse_macs_share": plan.sparse_macs_share,
+                         "amdahl_bound": plan.amdahl_bound, "sparse_layers": plan.sparse_layers},
+        "arm_bench": arm.to_dict() if arm is not None else None,
+        "arm_skipped": None if arm is not None else emulator.reason,
         "seconds": round(time.time() - started, 1),
     }
     plots.bar_chart({"dense": 100 * figures["dense_accuracy"], "pruned": 100 * figures["pruned_accuracy"]},
@@ -141,5 +159,5 @@ def run(*, output, quick=False, config=None, overwrite=False):
     plots.bar_chart({"dense": dense_export.size_bytes / 1e6, "sparse": sparse_export.size_bytes / 1e6},
                     os.path.join(output, "size.png"), title=".tflite size", ylabel="MB")
     write_text(os.path.join(output, "demo.json"), json.dumps(figures, indent=2, default=str))
-    write_text(os.path.join(output, "REPORT.md"), render_report(figures, report, timing))
+    write_text(os.path.join(output, "REPORT.md"), render_report(figures, report, timing, arm))
     return figures

@@ -15,7 +15,7 @@ def accuracy_delta(figures) -> str:
     return f"{delta:+.2f} points"
 
 
-def render_report(figures, report, timing) -> str:
+def render_report(figures, report, timing, arm=None) -> str:
     """Markdown with accuracy, sparsity, sizes, verification and latency."""
     config = figures["config"]
     dense, sparse = figures["dense_export"], figures["sparse_export"]
@@ -27,6 +27,11 @@ MobileNet-V1-style network (width {config['width']}, XNNPACK-friendly form) on F
 to {config['target_sparsity']:.0%} on the 1x1 convolutions with fine-tuning for
 {config['prune_epochs']} epoch(s) ({config['dense_epochs'] + config['prune_epochs']} epochs in all for
 the pruned model). Took {figures['seconds']:.0f} s.
+
+Before pruning, `tfsparse.xnnpack.check` found {len(figures['xnnpack_plan']['sparse_layers'])} 1x1 convolutions that
+XNNPACK can run sparse, {figures['xnnpack_plan']['sparse_macs_share']:.1%} of the model's MACs: at
+{config['target_sparsity']:.0%} sparsity the speedup is at most {figures['xnnpack_plan']['amdahl_bound']:.2f}x
+(Amdahl bound). GMP ran with `policy="xnnpack"`, so only those weights were pruned.
 
 ## Accuracy (test set)
 | model | accuracy |
@@ -67,10 +72,18 @@ speedup is expected here. The sparse speedup shows on ARM.
 ## XNNPACK sparse path (linter prediction for sparse.tflite)
 {_lint(figures)}
 
-On the emulated aarch64 target (`tfsparse emulator setup` once), measure it:
-`tfsparse bench sparse.tflite --target=arm-emu --compare=dense.tflite --threads=1 --runs=10`
-(emulated ratios overstate real devices; treat them as a signal, not a device time).
+## Emulated aarch64 (XNNPACK, 1 thread, interleaved runs)
+{_arm(figures, arm)}
 """
+
+
+def _arm(figures, arm) -> str:
+    if arm is None:
+        return (f"Not measured: {figures.get('arm_skipped')}\n\nAfter `tfsparse emulator setup`, run\n"
+                "`tfsparse bench sparse.tflite --target=arm-emu --compare=dense.tflite --threads=1 --runs=10`.")
+    bound = figures["xnnpack_plan"]["amdahl_bound"]
+    return (f"```\n{arm}\n```\nMeasured speedup {arm.speedup:.2f}x = {arm.speedup / bound:.0%} of the Amdahl bound "
+            f"({bound:.2f}x). Emulated (qemu) ratios overstate real devices; treat them as a signal, not a device time.")
 
 
 def _lint(figures) -> str:

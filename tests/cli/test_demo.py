@@ -17,6 +17,8 @@ def test_demo_quick_end_to_end(cli, tmp_path):
     assert figures["sparse_export"]["verification"]["passed"]
     assert figures["dense_export"]["verification"]["passed"]
     assert figures["xnnpack_lint"]["fires"], figures["xnnpack_lint"]["reasons"]
+    assert figures["xnnpack_plan"]["fires"] and figures["xnnpack_plan"]["amdahl_bound"] > 3
+    assert figures["xnnpack_plan"]["sparse_layers"] == [f"block{i}_pw" for i in range(1, 14)]
     assert figures["sparse_export"]["input_shapes"] and all(
         shape[0] == 1 for shape in figures["sparse_export"]["input_shapes"].values())
     for name in ("REPORT.md", "sparsity.png", "accuracy.png", "size.png", "dense.tflite", "sparse.tflite",
@@ -25,5 +27,12 @@ def test_demo_quick_end_to_end(cli, tmp_path):
     report = (out / "REPORT.md").read_text()
     assert f"{figures['pruned_accuracy']:.4f}" in report
     assert "pruned accuracy" in stdout
+    if figures["arm_bench"] is not None:  # the emulator is set up (always in CI, by tools/setup.sh)
+        fired = {o["path"].rsplit("/", 1)[-1]: o["fired"] for o in figures["arm_bench"]["observations"]}
+        assert fired == {"sparse.tflite": True, "dense.tflite": False}
+        assert figures["arm_bench"]["speedup"] > 1.5
+        assert "of the Amdahl bound" in report
+    else:
+        assert "tfsparse emulator setup" in figures["arm_skipped"]
     status, _, stderr = cli("demo", "--quick", f"--output={out}")
     assert status == 1 and "--overwrite" in stderr  # a second run never replaces results
