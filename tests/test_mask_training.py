@@ -105,3 +105,16 @@ def test_masked_weights_stay_zero_under_mirrored_strategy():
         assert result["replicas_equal"]
         assert result["zeros_match_mask"]
         assert result["sparsity"] == pytest.approx(0.75, abs=0.01)
+
+
+def test_masks_hold_when_the_model_was_trained_before_without_the_callback():
+    """A train step traced before the strategy attached its masks must be retraced."""
+    model = keras.Sequential([keras.Input((8,)), keras.layers.Dense(16), keras.layers.Dense(1)])
+    model.compile("adam", "mse")
+    rng = np.random.default_rng(0)
+    x, y = rng.random((64, 8), dtype=np.float32), rng.random((64, 1), dtype=np.float32)
+    model.fit(x, y, batch_size=8, epochs=1, verbose=0)
+    gmp = GMP(target_sparsity=0.5, begin_step=0, end_step=8, frequency=8)
+    model.fit(x, y, batch_size=8, epochs=3, verbose=0, callbacks=[gmp])
+    kernel = model.layers[0].kernel.numpy()
+    assert np.count_nonzero(kernel == 0) == kernel.size // 2

@@ -141,7 +141,11 @@ class Strategy(keras.callbacks.Callback):
 
     # ---------------------------------------------------------- callbacks
     def on_train_begin(self, logs=None):
+        before = {id(v): v.constraint for v in self.model.trainable_variables}
         self.attach(self.model)
+        changed = any(v.constraint is not before.get(id(v)) for v in self.model.trainable_variables)
+        if changed and getattr(self.model, "train_function", None) is not None:
+            self.model.make_train_function(force=True)  # a step traced before would miss the mask constraints
         if self.log_dir:
             import tensorflow as tf  # only needed for TensorBoard files
 

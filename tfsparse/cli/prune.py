@@ -87,7 +87,8 @@ def run(*, model, output, strategy="gmp", target_sparsity=0.9, data="fashion_mni
     keras_model.fit(dataset.x_train, dataset.y_train, batch_size=batch_size, epochs=epochs,
                     validation_data=(dataset.x_test, dataset.y_test), callbacks=[callback], verbose=verbose)
     metrics = keras_model.evaluate(dataset.x_test, dataset.y_test, batch_size=batch_size, verbose=0, return_dict=True)
-    report = sparsity_report(keras_model)
+    # Reported on the deployable model: gate strategies (l0) zero weights only when they are folded.
+    report = sparsity_report(type(callback).finalize(keras_model))
     with atomic_output(os.path.join(output, "pruned.keras"), overwrite=overwrite) as tmp:
         keras_model.save(tmp)
     summary = {

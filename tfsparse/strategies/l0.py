@@ -1,0 +1,335 @@
+"""L0 regularization with hard-concrete gates (Louizos et al. 2018), registered as `l0`.
+
+`prepare(model)` returns a copy of a Sequential or Functional model (nested
+models included, all weights kept) with a `tfsparse.layers.L0Gate` after each
+selected layer, one gate per output channel or unit (`tfsparse.l0_insert`):
+after the BatchNormalization that follows a convolution, otherwise on the
+layer's pre-activation (its activation moves into the gate), so that a closed
+gate zeroes its channel downstream and folds exactly into the weights. By
+default every Dense and convolution layer is gated except the last ones before
+the model's outputs; with `layers=...` a selected layer that cannot take a
+gate is an error. A subclassed model has no graph to rewrite: place `L0Gate`
+layers in its code; the strategy finds them (as it finds those of a model
+prepared before, which `prepare` returns unchanged).
+
+While training, the loss gets `lambda * (sum of P(gate open)) / (number of
+gates)`: the penalty is normalized by the number of gates, so `lambda` is what
+a fully open network costs, whatever its size. Each gate holds `lambda / N` in
+its non-trainable `l0` weight, set between steps (no retracing). `sparsity`
+in `logs` is the fraction of closed gates (`z == 0` at inference);
+`l0_penalty` and `l0_lambda` are logged too.
+
+Two modes, as for `l1`:
+- fixed `l0` (`lambda` >= 0), from `begin_step` until `end_step` (`None`: all
+  of training);
+- `target_sparsity`: `l0` is the starting `lambda` (default 0.1). A gate
+  closes hundreds of steps after the pressure starts (`log_alpha` must fall
+  by about 5 and moves about a learning rate per step under Adam), so at
+  every update step `lambda` is multiplied up or down (at most 4x) by how far
+  the fraction of gates that would be closed at `end_step`, at their current
+  speeds, is from the target. Give the gates time: with Adam, about
+  `5 / learning_rate` steps before `end_step`.
+
+At `end_step` (when given) the gates are frozen: closed ones at
+`log_alpha = -30`, open ones at `+30` (deterministic 0 or 1 in training too),
+held there by a constraint; in target mode exactly `round(target * N)` gates,
+those with the lowest `log_alpha`, are closed (`reached_sparsity` holds where
+the controller ended). Then `lambda` is 0 and training fine-tunes.
+
+`finalize` (and `tfsparse.export`) folds the inference gates into the weights
+(see `tfsparse.l0_fold`); closed channels become zeros.
+
+Example:
+
+>>> import keras, numpy as np, tfsparse
+>>> keras.utils.set_random_seed(0)
+>>> model = keras.Sequential([keras.Input((8,)), keras.layers.Dense(16, activation="relu"), keras.layers.Dense(2)])
+>>> l0 = tfsparse.get_strategy("l0")(target_sparsity=0.5, end_step=8, frequency=2)
+>>> gated = l0.prepare(model)
+>>> [type(layer).__name__ for layer in gated.layers]
+['Dense', 'L0Gate', 'Dense']
+>>> gated.compile("adam", "mse")
+>>> history = gated.fit(np.ones((32, 8)), np.ones((32, 2)), batch_size=4, epochs=2, verbose=0, callbacks=[l0])
+>>> history.history["sparsity"][-1]
+0.5
+>>> [type(layer).__name__ for layer in l0.finalize(gated).layers]
+['Dense', 'Dense']
+"""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+from absl import logging
+from keras import ops
+
+from tfsparse import schedules
+from tfsparse.l0_insert import find_gates, insert_gates
+from tfsparse.layers.l0_gate import _check_l0, _invalid
+from tfsparse.prunable import check_model
+from tfsparse.strategy import Strategy, _distribution_scope
+
+FROZEN_LOG_ALPHA = 30.0  # |log_alpha| of frozen gates: 0 or 1 even with training noise
+DEFAULT_START = 0.1  # target mode: the starting lambda
+_EPS = 0.02  # keeps the controller's ratio finite near zero sparsity
+_MAX_FACTOR = 4.0  # largest change of lambda at one update step
+
+
+class FreezeGates(keras.constraints.Constraint):
+    """Holds `log_alpha` at `+-FROZEN_LOG_ALPHA` (by sign) while `frozen` is 1.
+
+    Placed on every gate's `log_alpha` by `L0` when training starts; not
+    serializable, like tfsparse's masks.
+
+    Args:
+        frozen: Scalar float32 `keras.Variable`, 1 once the gates are frozen.
+        inner: The constraint the variable had before. Defaults to `None`.
+    """
+
+    def __init__(self, frozen, inner=None):
+        self.frozen = frozen
+        self.inner = inner
+
+    def __call__(self, w):
+        if self.inner is not None:
+            w = self.inner(w)
+        snapped = ops.where(w > 0, FROZEN_LOG_ALPHA, -FROZEN_LOG_ALPHA)
+        return ops.where(ops.greater(self.frozen, 0), ops.cast(snapped, w.dtype), w)
+
+    def get_config(self):
+        raise TypeError("FreezeGates is attached to a variable by tfsparse's `l0` strategy and is not serializable.")
+
+
+class L0(Strategy):
+    """L0 regularization with hard-concrete gates on channels and units.
+
+    Args:
+        l0: The penalty strength `lambda` (>= 0; a fully open network costs
+            `lambda`). Required without `target_sparsity`, where it is the
+            starting value (> 0, `None` for 0.1). Defaults to `None`.
+        target_sparsity: Fraction of closed gates in (0, 1) to reach at
+            `end_step` by adapting `lambda`. Defaults to `None`.
+        begin_step: Step at which the penalty starts. Defaults to `0`.
+        end_step: Step at which the gates are frozen and the penalty stops;
+            required with `target_sparsity`. `None` runs the penalty to the
+            end of training without freezing. Defaults to `None`.
+        frequency: Steps between updates (logged values; lambda adaptation
+            in target mode). Defaults to `100`.
+        **kwargs: `layers`, `exclude`, `log_dir` of `tfsparse.Strategy`
+            (`policy` must stay `None`).
+
+    Raises:
+        ValueError: for a negative or non-numeric `l0`, a `target_sparsity`
+            outside (0, 1), or one that would close every gate or none
+            (checked by `prepare` and when training starts), `target_sparsity`
+            without `end_step`, or a `policy`.
+    """
+
+    name = "l0"
+
+    def __init__(self, l0=None, *, target_sparsity=None, begin_step=0, end_step=None, frequency=100, **kwargs):
+        super().__init__(**kwargs)
+        if self.policy is not None:
+            raise _invalid("policy", "None (L0 gates channels, XNNPACK's policy is about sparse 1x1 kernels)",
+                           self.policy)
+        target_mode = target_sparsity is not None
+        if l0 is None and not target_mode:
+            raise _invalid("l0", "a float >= 0, or pass target_sparsity", l0)
+        self.l0 = None if l0 is None else _check_l0(l0)
+        if target_mode and self.l0 == 0:
+            raise _invalid("l0", "a float > 0 (the starting lambda) or None with target_sparsity", l0)
+        if target_mode:
+            target = schedules.check_sparsity("target_sparsity", target_sparsity, allow_zero=False)
+            if end_step is None:
+                raise _invalid("end_step", "the step at which target_sparsity is reached", end_step)
+        self.schedule = schedules.Schedule(begin_step=begin_step, end_step=end_step, frequency=frequency)
+        self.target_sparsity = target if target_mode else None
+        self.reached_sparsity = None  # at end_step: the fraction of closed gates before freezing
+        self.gates = []
+        self._lambda = self.l0 if self.l0 is not None else DEFAULT_START
+        self._previous = None
+        self._frozen = None
+        self._assigned = None
+        self._penalty = 0.0
+
+    # ----------------------------------------------------------- prepare
+    def prepare(self, model):
+        """Returns a copy of `model` with `L0Gate`s after the selected layers.
+
+        A model that already has gates (placed by hand, or prepared before)
+        is returned as it is.
+
+        Raises:
+            ValueError: for a model that is not a built Keras model, a
+                subclassed model without gates, a selected layer that cannot
+                take a gate (the message says why), or no layer to gate.
+        """
+        check_model(model)
+        gates = find_gates(model)
+        if not gates:
+            model = insert_gates(model, layers=self.layers, exclude=self.exclude)
+            gates = find_gates(model)
+        self._check_target(sum(gate.units for gate in gates))
+        return model
+
+    def _check_target(self, total):
+        if self.target_sparsity is None:
+            return
+        closed = round(self.target_sparsity * total)
+        if closed == 0 or closed == total:
+            raise _invalid("target_sparsity", f"a fraction of the model's {total} gates that closes at least one "
+                           "and keeps at least one open", self.target_sparsity)
+
+    # ----------------------------------------------------------- the steps
+    def current_sparsity(self) -> float:
+        """The fraction of closed gates (`z == 0` at inference)."""
+        total = sum(gate.units for gate in self.gates)
+        return float(sum(int(gate.closed().sum()) for gate in self.gates) / total) if total else 0.0
+
+    def lambda_at(self, step: int) -> float:
+        """The `lambda` the step `step` uses (0 outside begin/end steps)."""
+        if step < self.schedule.begin_step or self.schedule.is_frozen(step):
+            return 0.0
+        return float(self._lambda)
+
+    def compute_masks(self, step, weights):
+        raise NotImplementedError("L0 gates channels; it has no masks.")  # not called: update_masks is overridden
+
+    def update_masks(self, step):
+        """At an update step: adapts `lambda` (target mode), or freezes the gates at `end_step`."""
+        if self.schedule.is_frozen(step):
+            self._freeze(step)
+        elif self.target_sparsity is not None:
+            self._adapt(step)
+        self._last_update = step
+        self._sparsity = self.current_sparsity()
+        self.history.append((int(step), float(self._sparsity)))
+
+    def _adapt(self, step):
+        # Closing lags lambda by hundreds of steps (log_alpha moves about a learning rate per step), so the
+        # controller looks ahead: the gates that would be closed at end_step at their current speeds.
+        log_alpha = np.concatenate([_numpy(gate.log_alpha) for gate in self.gates])
+        bound = np.concatenate([np.full(gate.units, gate.log_alpha_bounds()[0]) for gate in self.gates])
+        previous, self._previous = self._previous, (step, log_alpha)
+        velocity = 0.0 if previous is None else (log_alpha - previous[1]) / max(step - previous[0], 1)
+        predicted = float(np.mean(log_alpha + velocity * (self.schedule.end_step - step) <= bound))
+        factor = (self.target_sparsity + _EPS) / (predicted + _EPS)
+        self._lambda *= float(np.clip(factor, 1.0 / _MAX_FACTOR, _MAX_FACTOR))
+
+    def _freeze(self, step):
+        log_alpha = [_numpy(gate.log_alpha) for gate in self.gates]
+        closed = [gate.closed() for gate in self.gates]
+        flat_closed = np.concatenate(closed)
+        self.reached_sparsity = float(flat_closed.mean())
+        if self.target_sparsity is not None:
+            flat = np.concatenate(log_alpha)
+            order = np.argsort(flat, kind="stable")
+            flat_closed = np.zeros(flat.size, bool)
+            flat_closed[order[:round(self.target_sparsity * flat.size)]] = True
+            closed = np.split(flat_closed, np.cumsum([gate.units for gate in self.gates])[:-1])
+        for gate, shut in zip(self.gates, closed):
+            gate.log_alpha.assign(np.where(shut, -FROZEN_LOG_ALPHA, FROZEN_LOG_ALPHA).astype("float32"))
+        self._frozen.assign(1.0)
+        logging.info("tfsparse l0: step %d, %.4f of the gates closed; frozen with %.4f closed, fine-tuning without "
+                     "penalty.", step, self.reached_sparsity, float(flat_closed.mean()))
+
+    def _set_lambda(self, lam):
+        if lam != self._assigned:
+            total = sum(gate.units for gate in self.gates)
+            for gate in self.gates:
+                gate.l0.assign(lam / total)
+            self._assigned = lam
+
+    def _refresh(self):
+        self._sparsity = self.current_sparsity()
+        total = sum(gate.units for gate in self.gates)
+        expected = sum(float(ops.convert_to_numpy(gate.expected_l0())) for gate in self.gates)
+        self._penalty = float((self._assigned or 0.0) * expected / total)
+
+    # ----------------------------------------------------------- callbacks
+    def on_train_begin(self, logs=None):
+        check_model(self.model)
+        self.gates = find_gates(self.model)
+        if not self.gates:
+            raise _invalid("model", "a model with L0Gate layers: train the model returned by `prepare(model)`, "
+                           "or place tfsparse.layers.L0Gate layers in a subclassed model", self.model.name)
+        self._check_target(sum(gate.units for gate in self.gates))
+        existing = [g.log_alpha.constraint for g in self.gates if isinstance(g.log_alpha.constraint, FreezeGates)]
+        if existing:  # a compiled step may hold this variable: reuse it
+            self._frozen = existing[0].frozen
+        else:
+            with _distribution_scope(self.model):
+                self._frozen = keras.Variable(0.0, trainable=False, dtype="float32", name="tfsparse_l0_frozen")
+        changed = False
+        for gate in self.gates:
+            if not isinstance(gate.log_alpha.constraint, FreezeGates):
+                gate.log_alpha.constraint = FreezeGates(self._frozen, inner=gate.log_alpha.constraint)
+                changed = True
+            gate.log_alpha.constraint.frozen = self._frozen
+        if changed and getattr(self.model, "train_function", None) is not None:
+            self.model.make_train_function(force=True)  # a step traced before would miss the constraints
+        self._assigned = None
+        self._set_lambda(0.0)
+        self._refresh()
+        if self.log_dir:
+            import tensorflow as tf  # only needed for TensorBoard files
+
+            self._writer = tf.summary.create_file_writer(self.log_dir)
+
+    def on_train_batch_begin(self, batch, logs=None):
+        step = int(ops.convert_to_numpy(self.model.optimizer.iterations))
+        update_step = self.due_update(step)
+        if update_step is not None:
+            self.update_masks(update_step)
+        self._set_lambda(self.lambda_at(step))
+        if update_step is not None:
+            self._refresh()
+
+    def on_train_batch_end(self, batch, logs=None):
+        super().on_train_batch_end(batch, logs)
+        if logs is not None:
+            logs["l0_penalty"] = self._penalty
+            logs["l0_lambda"] = self._assigned
+
+    def on_epoch_end(self, epoch, logs=None):
+        self._refresh()
+        super().on_epoch_end(epoch, logs)
+        if logs is not None:
+            logs["l0_penalty"] = self._penalty
+            logs["l0_lambda"] = self._assigned
+
+    def on_train_end(self, logs=None):
+        self._set_lambda(0.0)
+        if self.target_sparsity is not None and self.reached_sparsity is None:
+            logging.warning(
+                "tfsparse l0: training ended at step %d, before end_step=%d: target_sparsity=%s was not reached "
+                "and the gates are not frozen (%.4f closed).",
+                int(ops.convert_to_numpy(self.model.optimizer.iterations)), self.schedule.end_step,
+                self.target_sparsity, self.current_sparsity())
+        super().on_train_end(logs)
+
+    def _write_scalars(self):
+        import tensorflow as tf
+
+        step = int(ops.convert_to_numpy(self.model.optimizer.iterations))
+        with self._writer.as_default():
+            tf.summary.scalar("sparsity/total", self._sparsity, step=step)
+            tf.summary.scalar("l0/lambda", self._assigned or 0.0, step=step)
+            for gate in self.gates:
+                tf.summary.scalar(f"sparsity/{gate.name}", float(gate.closed().mean()), step=step)
+        self._writer.flush()
+
+    # ------------------------------------------------------- serialization
+    def get_config(self):
+        return {
+            "l0": self.l0,
+            "target_sparsity": self.target_sparsity,
+            "begin_step": self.schedule.begin_step,
+            "end_step": self.schedule.end_step,
+            "frequency": self.schedule.frequency,
+            **super().get_config(),
+        }
+
+
+def _numpy(variable):
+    return np.asarray(ops.convert_to_numpy(variable.value), np.float64)
