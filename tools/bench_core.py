@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import statistics
 import sys
 import tempfile
@@ -30,11 +29,14 @@ import tensorflow as tf
 import tfsparse
 from tfsparse import masks
 from tfsparse.model_source import load_model_source
-from tfsparse.outputs import write_text
 from tfsparse.strategies.gmp import GMP, keep_largest
 
+try:  # imported from the repository root (pytest, `python -m tools.bench_core`)
+    from tools.benchmarks_md import BENCHMARKS, encoding_limit, write_section
+except ImportError:  # run as `python tools/bench_core.py`: tools/ is on sys.path
+    from benchmarks_md import BENCHMARKS, encoding_limit, write_section
+
 SECTION = "Core"
-BENCHMARKS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "BENCHMARKS.md")
 
 
 class StepTimer(keras.callbacks.Callback):
@@ -82,20 +84,11 @@ def file_sizes(width):
         masks.attach(weight.variable)
         value = weight.variable.numpy()
         masks.set_mask(weight.variable, keep_largest(value, value.size - round(0.9 * value.size)))
-    nonzeros = sum(int(np.count_nonzero(w.variable.numpy())) for w in weights)
+    limit = encoding_limit(w.variable.numpy() for w in weights)
     with tempfile.TemporaryDirectory() as tmp:
         dense = tfsparse.export(model, os.path.join(tmp, "dense.tflite"), target="dense")
         sparse = tfsparse.export(model, os.path.join(tmp, "sparse.tflite"), target="sparse")
-    return dense, sparse, nonzeros
-
-
-def replace_section(text, title, body):
-    block = f"## {title}\n{body.rstrip()}\n"
-    pattern = re.compile(rf"^## {re.escape(title)}\n.*?(?=^## |\Z)", re.S | re.M)
-    if pattern.search(text):
-        return pattern.sub(block + "\n", text).rstrip() + "\n"
-    header = text if text.strip() else "# Benchmarks\n\nEvery figure here was measured by the command given with it.\n"
-    return header.rstrip() + "\n\n" + block
+    return dense, sparse, limit
 
 
 def main(argv=None):
@@ -106,8 +99,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     command = f"python tools/bench_core.py --width={args.width:g} --rounds={args.rounds} --steps={args.steps}"
     dense_step, gmp_step, ratio, low, high = training_overhead(args.width, args.rounds, args.steps)
-    dense, sparse, nonzeros = file_sizes(args.width)
-    dense_bytes_1x1 = nonzeros * 10 * 4  # 90% zeros: 10x the non-zeros are stored dense
+    dense, sparse, limit = file_sizes(args.width)
     body = f"""
 Measured with `{command}` on this project's 2-core x86 machine (TF {tf.__version__},
 Keras {keras.__version__}). MobileNet-V1-style model, width {args.width:g}, 32x32x3 inputs.
@@ -123,12 +115,11 @@ Keras {keras.__version__}). MobileNet-V1-style model, width {args.width:g}, 32x3
 | dense fp32 | {dense.size_bytes} | 100% |
 | sparse (`target="sparse"`) | {sparse.size_bytes} | {sparse.size_bytes / dense.size_bytes:.1%} |
 
-{len(sparse.sparse_tensors)} tensors are sparse-encoded. The 1x1 weights hold {nonzeros} non-zeros: dense they take
-{dense_bytes_1x1} bytes; the encoding limit is 5 bytes per non-zero with uint8 indices ({5 * nonzeros} bytes),
-6 with uint16 ({6 * nonzeros} bytes). The file saves {dense.size_bytes - sparse.size_bytes} bytes.
+{len(sparse.sparse_tensors)} tensors are sparse-encoded. The 1x1 weights hold {limit.nonzeros} non-zeros: dense they take
+{limit.dense_bytes} bytes; the encoding limit is 5 bytes per non-zero with uint8 indices ({limit.uint8_bytes} bytes),
+6 with uint16 ({limit.uint16_bytes} bytes). The file saves {dense.size_bytes - sparse.size_bytes} bytes.
 """
-    old = open(BENCHMARKS, encoding="utf-8").read() if os.path.exists(BENCHMARKS) else ""
-    write_text(BENCHMARKS, replace_section(old, SECTION, body))
+    write_section(SECTION, body, BENCHMARKS)
     print(body)
     return 0
 
