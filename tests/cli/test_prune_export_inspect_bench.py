@@ -107,3 +107,23 @@ def test_dataset_that_does_not_fit_the_model(cli, tmp_path):
 def test_unknown_strategy_names_the_closest(cli, builder_file, tmp_path):
     status, _, err = cli("prune", f"--model={builder_file}", "--strategy=gnp", "--data=digits", f"--output={tmp_path / 'o'}")
     assert status == 1 and "gmp" in err
+
+
+@pytest.mark.parametrize("strategy, args, expected", [
+    ("l1", "l1=0.001", None),
+    ("l0", "", None),
+    ("nm", "exclude=conv", 0.5),
+])
+def test_every_strategy_prunes_and_exports_from_the_command_line(cli, builder_file, tmp_path, strategy, args,
+                                                                 expected):
+    out = tmp_path / strategy
+    status, _, err = cli("prune", f"--model={builder_file}", f"--strategy={strategy}", "--target_sparsity=0.5",
+                         "--data=digits", "--epochs=2", f"--strategy_args={args}", f"--output={out}")
+    assert status == 0, err
+    report = json.loads((out / "report.json").read_text())
+    assert report["strategy"] == strategy and report["sparsity"]["total"]["sparsity"] > 0
+    if expected is not None:
+        assert report["sparsity"]["total"]["sparsity"] == pytest.approx(expected, abs=0.1)
+    status, _, err = cli("export", f"--model={out / 'pruned.keras'}", f"--output={out / 'm.tflite'}", "--target=sparse")
+    assert status == 0, err
+    assert (out / "m.tflite").stat().st_size > 0
