@@ -20,7 +20,6 @@ import os
 import statistics
 import sys
 import tempfile
-import time
 
 import keras
 import numpy as np
@@ -33,24 +32,12 @@ from tfsparse.strategies.gmp import GMP, keep_largest
 
 try:  # imported from the repository root (pytest, `python -m tools.bench_core`)
     from tools.benchmarks_md import BENCHMARKS, encoding_limit, write_section
+    from tools.step_timer import StepTimer
 except ImportError:  # run as `python tools/bench_core.py`: tools/ is on sys.path
     from benchmarks_md import BENCHMARKS, encoding_limit, write_section
+    from step_timer import StepTimer
 
 SECTION = "Core"
-
-
-class StepTimer(keras.callbacks.Callback):
-    """Records wall time per training batch."""
-
-    def __init__(self):
-        super().__init__()
-        self.times = []
-
-    def on_train_batch_begin(self, batch, logs=None):
-        self._start = time.perf_counter()
-
-    def on_train_batch_end(self, batch, logs=None):
-        self.times.append(time.perf_counter() - self._start)
 
 
 def _model(width):

@@ -60,8 +60,10 @@ from tfsparse.training import compile_classifier, make_strategy, pruning_steps
 
 try:  # imported from the repository root (pytest, `python -m tools.bench_strategies`)
     from tools.benchmarks_md import BENCHMARKS, write_section
+    from tools.step_timer import StepTimer
 except ImportError:  # run as `python tools/bench_strategies.py`: tools/ is on sys.path
     from benchmarks_md import BENCHMARKS, write_section
+    from step_timer import StepTimer
 
 SECTION = "Strategies on Fashion-MNIST"
 MODEL_SPEC = "models/mobilenet_v1.py:mobilenet_v1"
@@ -92,20 +94,6 @@ class Row:
     zero_1x1: float | None  # zero 1x1 kernel values of the deployable (finalized) model
     accuracy: float
     seconds: float
-
-
-class StepTimer(keras.callbacks.Callback):
-    """Records wall time per training batch."""
-
-    def __init__(self):
-        super().__init__()
-        self.times = []
-
-    def on_train_batch_begin(self, batch, logs=None):
-        self._start = time.perf_counter()
-
-    def on_train_batch_end(self, batch, logs=None):
-        self.times.append(time.perf_counter() - self._start)
 
 
 # ------------------------------------------------------------------ helpers
