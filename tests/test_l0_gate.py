@@ -88,6 +88,8 @@ def test_default_gates_are_open_at_inference():
         ({"gamma": 0.1}, "argument `gamma`"),
         ({"zeta": 1.0}, "argument `zeta`"),
         ({"axis": 1.5}, "argument `axis`"),
+        ({"log_alpha_scale": 0.0}, "Expected a float > 0. Received: log_alpha_scale=0.0"),
+        ({"log_alpha_scale": True}, "argument `log_alpha_scale`"),
     ],
 )
 def test_bad_arguments_are_refused(kwargs, match):
@@ -107,6 +109,29 @@ def test_config_round_trip_keeps_the_current_l0():
     assert config["l0"] == pytest.approx(0.7) and config["activation"] == "relu"
     clone = L0Gate.from_config(config)
     assert clone.get_config() == config
+
+
+def test_log_alpha_scale_stores_log_alpha_divided_and_moves_it_faster_under_adam():
+    values = np.array([-1.0, 0.5, 2.5], "float32")
+    slow, fast = _gate(values), _gate(values, log_alpha_scale=10.0)
+    np.testing.assert_allclose(fast.log_alpha.numpy(), values / 10, rtol=1e-6)
+    np.testing.assert_allclose(fast.get_log_alpha(), values, rtol=1e-6)
+    np.testing.assert_allclose(_np(fast.inference_gates()), _np(slow.inference_gates()), rtol=1e-6)
+    np.testing.assert_allclose(_np(fast.expected_l0()), _np(slow.expected_l0()), rtol=1e-6)
+    fast.set_log_alpha([3.0, -3.0, 0.0])
+    np.testing.assert_allclose(fast.log_alpha.numpy(), [0.3, -0.3, 0.0], rtol=1e-6)
+    fast.set_log_alpha(values)
+    moved = []
+    for gate in (slow, fast):  # one Adam step on the penalty: each weight moves by about the learning rate
+        optimizer = keras.optimizers.Adam(0.01)
+        with tf.GradientTape() as tape:
+            penalty = gate.expected_l0()
+        optimizer.apply_gradients([(tape.gradient(penalty, gate.log_alpha.value), gate.log_alpha)])
+        moved.append(values - gate.get_log_alpha())
+    np.testing.assert_allclose(moved[0], 0.01, rtol=1e-3)
+    np.testing.assert_allclose(moved[1], 0.1, rtol=1e-3)
+    config = fast.get_config()
+    assert config["log_alpha_scale"] == 10.0 and L0Gate.from_config(config).get_config() == config
 
 
 def _gated_cnn():

@@ -41,7 +41,7 @@ from keras import ops
 
 from tfsparse.graph_insert import Call, functional_view, graph_nodes, is_graph_model, rebuild
 from tfsparse.l0_fold import GATEABLE, channel_axis, gateable_names
-from tfsparse.layers.l0_gate import L0Gate, _invalid, check_activation
+from tfsparse.layers.l0_gate import L0Gate, _invalid, check_activation, check_log_alpha_scale
 from tfsparse.prunable import _layer_weights, check_model, iter_layers
 from tfsparse.selection import select_weights
 
@@ -50,7 +50,7 @@ _ACTIVATION_LAYERS = (keras.layers.Activation, keras.layers.ReLU, keras.layers.L
 _NORMALIZATIONS = (keras.layers.BatchNormalization, keras.layers.LayerNormalization, keras.layers.GroupNormalization)
 
 
-def insert_gates(model, *, layers=None, exclude=None):
+def insert_gates(model, *, layers=None, exclude=None, log_alpha_scale=1.0):
     """Returns a copy of `model` with an `L0Gate` after each selected layer.
 
     Args:
@@ -60,6 +60,8 @@ def insert_gates(model, *, layers=None, exclude=None):
             `None` gates every layer that can take a gate, except the last
             ones before an output. Defaults to `None`.
         exclude: Layers not to gate, same forms. Defaults to `None`.
+        log_alpha_scale: The gates' `log_alpha_scale` (see `L0Gate`).
+            Defaults to `1.0`.
 
     Returns:
         A new model of the same kind (Sequential stays Sequential) whose
@@ -95,7 +97,7 @@ def insert_gates(model, *, layers=None, exclude=None):
     if not chosen:
         raise _invalid("model", f"a model with a layer that can take an L0 gate ({gateable_names()}; not the last "
                        "layers before an output): " + "; ".join(skipped), model.name)
-    return _insert(model, chosen)
+    return _insert(model, chosen, check_log_alpha_scale(log_alpha_scale))
 
 
 def find_gates(model) -> list:
@@ -187,12 +189,12 @@ def _output_layers(model) -> set:
     return found
 
 
-def _insert(model, placements):
+def _insert(model, placements, log_alpha_scale):
     gated = {id(layer) for layer, _, _, activation in placements if activation is not None}
     after = {}
     for layer, anchor, axis, activation in placements:
         after[id(anchor)] = L0Gate(axis=axis, activation=activation, name=f"{layer.name}_l0_gate",
-                                   dtype=layer.dtype_policy)
+                                   dtype=layer.dtype_policy, log_alpha_scale=log_alpha_scale)
 
     def clone_layer(layer):
         config = layer.get_config()

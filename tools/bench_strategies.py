@@ -55,6 +55,7 @@ from absl import logging as absl_logging
 from tfsparse import data as datasets
 from tfsparse import registry
 from tfsparse.model_source import load_model_source
+from tfsparse.strategies.l0 import auto_log_alpha_scale
 from tfsparse.outputs import atomic_output
 from tfsparse.training import compile_classifier, make_strategy, pruning_steps
 
@@ -291,7 +292,9 @@ def render(*, command, settings, dataset, dense_accuracy, dense_zero, rows, prun
         "frozen masks / gates. gmp: per-weight magnitude (`scope=\"layer\"`). l1: proximal soft-thresholding, "
         "`lambda` adapted toward a linear ramp, then the mask set to the target by magnitude at `end_step`. "
         "l0: hard-concrete gates after the BatchNormalization of each 1x1 convolution (one per output channel), "
-        "`lambda` adapted, the gates frozen at `end_step` with exactly the target closed. nm: 2:4 along the input "
+        f"`lambda` adapted, `log_alpha_scale=\"auto\"` (here "
+        f"{auto_log_alpha_scale(PRUNE_LR, prune_steps['end_step']):g}: gates move that many times faster under Adam "
+        "than in the paper's parametrization), the gates frozen at `end_step` with exactly the target closed. nm: 2:4 along the input "
         "channels at step 0 (one shot from the dense magnitudes), then fine-tuning.",
         "- Measured sparsity: gmp, l1, nm: zero values of the selected 1x1 kernels. l0: the fraction of closed "
         "channels (gates) of the 1x1 convolutions. \"controller reached\": for l1 and l0, where the adaptive "

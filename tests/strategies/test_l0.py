@@ -1,5 +1,7 @@
 """The `l0` strategy: gate placement, training modes, freezing, finalize and errors."""
 
+from unittest import mock
+
 import keras
 import numpy as np
 import pytest
@@ -22,9 +24,9 @@ def _gates(model):
 
 
 def _close(gate, channels):
-    values = gate.log_alpha.numpy()
+    values = gate.get_log_alpha()
     values[list(channels)] = -FROZEN_LOG_ALPHA
-    gate.log_alpha.assign(values)
+    gate.set_log_alpha(values)
 
 
 def _cnn():
@@ -197,6 +199,7 @@ def test_no_layer_to_gate_is_refused():
         ({"target_sparsity": 0.5}, "argument `end_step`"),
         ({"target_sparsity": 0.5, "end_step": 10, "l0": 0.0}, "a float > 0"),
         ({"l0": 0.1, "policy": "xnnpack"}, "argument `policy`"),
+        ({"l0": 0.1, "log_alpha_scale": -2}, "Expected .auto. or a float > 0. Received: log_alpha_scale=-2"),
     ],
 )
 def test_bad_arguments_are_refused(kwargs, match):
@@ -216,7 +219,8 @@ def test_config_round_trip_and_make_strategy():
     assert isinstance(strategy, L0) and strategy.target_sparsity == 0.3 and strategy.schedule.end_step == 40
     config = strategy.get_config()
     assert L0.from_config(config).get_config() == config
-    fixed = L0(l0=0.2, exclude=[L.Conv2D])
+    fixed = L0(l0=0.2, exclude=[L.Conv2D], log_alpha_scale=3.0)
+    assert L0.from_config(fixed.get_config()).log_alpha_scale == 3.0
     assert L0.from_config(fixed.get_config()).get_config() == fixed.get_config()
 
 
@@ -224,7 +228,7 @@ def test_fixed_lambda_closes_gates_and_logs(mlp, classification_data, tmp_path):
     x, y = classification_data
     strategy = L0(l0=2.0, frequency=4, log_dir=str(tmp_path))
     model = strategy.prepare(mlp)
-    model.compile(keras.optimizers.Adam(0.2), SCE)  # log_alpha must fall by ~5 to close a gate
+    model.compile(keras.optimizers.Adam(0.02), SCE)  # log_alpha must fall by ~5 to close a gate: ~0.2 per step
     history = model.fit(x, y, batch_size=32, epochs=6, verbose=0, callbacks=[strategy])
     assert {"sparsity", "l0_penalty", "l0_lambda"} <= set(history.history)
     assert history.history["l0_lambda"][-1] == 2.0 and history.history["sparsity"][-1] > 0.2
@@ -243,12 +247,12 @@ def test_target_mode_reaches_the_target_then_freezes_the_gates():
                               L.Dense(10)])
     strategy = L0(target_sparsity=0.5, end_step=300, frequency=10)
     gated = strategy.prepare(model)
-    gated.compile(keras.optimizers.Adam(0.03), SCE, metrics=["accuracy"])
+    gated.compile(keras.optimizers.Adam(0.003), SCE, metrics=["accuracy"])
     history = gated.fit(x, y, batch_size=64, epochs=14, verbose=0, callbacks=[strategy])  # 392 steps
     assert abs(strategy.reached_sparsity - 0.5) <= 0.1  # what lambda alone reached
     assert history.history["sparsity"][-1] == 0.5 and history.history["accuracy"][-1] > 0.9
     for gate in strategy.gates:  # frozen for the 92 steps after end_step despite Adam's momentum
-        assert set(np.abs(gate.log_alpha.numpy()).tolist()) == {FROZEN_LOG_ALPHA}
+        assert set(np.abs(gate.get_log_alpha()).tolist()) == {FROZEN_LOG_ALPHA}
         assert isinstance(gate.log_alpha.constraint, FreezeGates)
     assert history.history["l0_lambda"][-1] == 0.0
     deployable = L0.finalize(gated)
@@ -260,3 +264,44 @@ def test_target_mode_reaches_the_target_then_freezes_the_gates():
 
 def test_the_registry_finds_l0():
     assert tfsparse.get_strategy("l0") is L0
+
+
+def test_target_mode_at_adams_default_learning_rate_closes_gates_in_500_steps():
+    """With the paper's parametrization log_alpha would move ~0.5 in 500 steps at lr 1e-3: no gate could close."""
+    from sklearn.datasets import load_digits
+
+    x, y = load_digits(return_X_y=True)
+    x = (x / 16).astype("float32")
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((64,)), L.Dense(64, activation="relu"), L.Dense(64, activation="relu"),
+                              L.Dense(10)])
+    strategy = L0(target_sparsity=0.6, end_step=500, frequency=10)
+    gated = strategy.prepare(model)
+    assert all(gate.log_alpha_scale == 10.0 for gate in _gates(gated))  # until training starts
+    gated.compile(keras.optimizers.Adam(1e-3), SCE, metrics=["accuracy"])
+    history = gated.fit(x, y, batch_size=32, epochs=10, verbose=0, callbacks=[strategy])  # 570 steps
+    assert all(gate.log_alpha_scale == 20.0 for gate in strategy.gates)  # auto: 10 / (1e-3 * 500)
+    assert abs(strategy.reached_sparsity - 0.6) <= 0.05  # closed by lambda, not by the freeze's ranking
+    assert history.history["sparsity"][-1] == round(0.6 * 128) / 128 and history.history["accuracy"][-1] > 0.9
+
+
+def test_auto_scale_keeps_log_alpha_and_predictions_and_a_slow_fixed_scale_warns(mlp, classification_data):
+    x, y = classification_data
+    strategy = L0(target_sparsity=0.25, end_step=50, frequency=5)
+    gated = strategy.prepare(mlp)
+    gate = gated.get_layer("hidden_l0_gate")
+    gate.set_log_alpha(np.linspace(-4.0, 4.0, gate.units))
+    before, predictions = gate.get_log_alpha(), gated.predict(x[:8], verbose=0)
+    gated.compile(keras.optimizers.SGD(0.0), SCE)  # nothing moves: only the rescaling acts
+    gated.fit(x[:32], y[:32], batch_size=32, epochs=1, verbose=0, callbacks=[strategy])
+    assert gate.log_alpha_scale == 1000.0  # a learning rate of 0: the largest automatic scale
+    np.testing.assert_allclose(gate.get_log_alpha(), before, rtol=1e-5)
+    np.testing.assert_allclose(gated.predict(x[:8], verbose=0), predictions, rtol=1e-5, atol=1e-6)
+    slow = L0(target_sparsity=0.25, end_step=50, frequency=5, log_alpha_scale=1.0)
+    model = slow.prepare(mlp)
+    model.compile(keras.optimizers.Adam(1e-3), SCE)
+    with mock.patch("tfsparse.strategies.l0.logging.warning") as warning:
+        model.fit(x[:32], y[:32], batch_size=32, epochs=1, verbose=0, callbacks=[slow])
+    message = warning.call_args_list[0].args[0] % warning.call_args_list[0].args[1:]
+    assert "few or no gates will close" in message and "log_alpha_scale=200" in message
+    assert model.get_layer("hidden_l0_gate").log_alpha_scale == 1.0

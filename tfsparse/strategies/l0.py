@@ -58,6 +58,8 @@ Example:
 
 from __future__ import annotations
 
+import math
+
 import keras
 import numpy as np
 from absl import logging
@@ -65,10 +67,13 @@ from keras import ops
 
 from tfsparse import schedules
 from tfsparse.l0_insert import find_gates, insert_gates
-from tfsparse.layers.l0_gate import _check_l0, _invalid
+from tfsparse.layers.l0_gate import _check_l0, _invalid, check_log_alpha_scale
 from tfsparse.prunable import check_model
 from tfsparse.strategy import Strategy, _distribution_scope
 
+DEFAULT_LOG_ALPHA_SCALE = 10.0  # the smallest automatic scale: 10x faster under Adam than the paper's
+MAX_AUTO_SCALE = 1000.0
+CLOSING_DISTANCE = 5.0  # how far log_alpha falls from an open gate (2.5) to a closed one (about -2.4)
 FROZEN_LOG_ALPHA = 30.0  # |log_alpha| of frozen gates: 0 or 1 even with training noise
 DEFAULT_START = 0.1  # target mode: the starting lambda
 _EPS = 0.02  # keeps the controller's ratio finite near zero sparsity
@@ -78,22 +83,26 @@ _MAX_FACTOR = 4.0  # largest change of lambda at one update step
 class FreezeGates(keras.constraints.Constraint):
     """Holds `log_alpha` at `+-FROZEN_LOG_ALPHA` (by sign) while `frozen` is 1.
 
-    Placed on every gate's `log_alpha` by `L0` when training starts; not
-    serializable, like tfsparse's masks.
+    Placed on every gate's `log_alpha` weight by `L0` when training starts;
+    not serializable, like tfsparse's masks.
 
     Args:
         frozen: Scalar float32 `keras.Variable`, 1 once the gates are frozen.
         inner: The constraint the variable had before. Defaults to `None`.
+        scale: The gate's `log_alpha_scale` (the weight holds
+            `log_alpha / scale`). Defaults to `1.0`.
     """
 
-    def __init__(self, frozen, inner=None):
+    def __init__(self, frozen, inner=None, scale=1.0):
         self.frozen = frozen
         self.inner = inner
+        self.scale = scale
 
     def __call__(self, w):
         if self.inner is not None:
             w = self.inner(w)
-        snapped = ops.where(w > 0, FROZEN_LOG_ALPHA, -FROZEN_LOG_ALPHA)
+        held = FROZEN_LOG_ALPHA / self.scale
+        snapped = ops.where(w > 0, held, -held)
         return ops.where(ops.greater(self.frozen, 0), ops.cast(snapped, w.dtype), w)
 
     def get_config(self):
@@ -115,6 +124,10 @@ class L0(Strategy):
             end of training without freezing. Defaults to `None`.
         frequency: Steps between updates (logged values; lambda adaptation
             in target mode). Defaults to `100`.
+        log_alpha_scale: `"auto"`, or the `log_alpha_scale` (> 0) of the
+            gates `prepare` inserts (gates placed by hand keep theirs). With
+            `"auto"` every gate's scale is set when training starts, from the
+            learning rate and the schedule (see above). Defaults to `"auto"`.
         **kwargs: `layers`, `exclude`, `log_dir` of `tfsparse.Strategy`
             (`policy` must stay `None`).
 
@@ -127,7 +140,8 @@ class L0(Strategy):
 
     name = "l0"
 
-    def __init__(self, l0=None, *, target_sparsity=None, begin_step=0, end_step=None, frequency=100, **kwargs):
+    def __init__(self, l0=None, *, target_sparsity=None, begin_step=0, end_step=None, frequency=100,
+                 log_alpha_scale="auto", **kwargs):
         super().__init__(**kwargs)
         if self.policy is not None:
             raise _invalid("policy", "None (L0 gates channels, XNNPACK's policy is about sparse 1x1 kernels)",
@@ -144,6 +158,7 @@ class L0(Strategy):
                 raise _invalid("end_step", "the step at which target_sparsity is reached", end_step)
         self.schedule = schedules.Schedule(begin_step=begin_step, end_step=end_step, frequency=frequency)
         self.target_sparsity = target if target_mode else None
+        self.log_alpha_scale = log_alpha_scale if log_alpha_scale == "auto" else _check_scale(log_alpha_scale)
         self.reached_sparsity = None  # at end_step: the fraction of closed gates before freezing
         self.gates = []
         self._lambda = self.l0 if self.l0 is not None else DEFAULT_START
@@ -167,10 +182,43 @@ class L0(Strategy):
         check_model(model)
         gates = find_gates(model)
         if not gates:
-            model = insert_gates(model, layers=self.layers, exclude=self.exclude)
+            model = insert_gates(model, layers=self.layers, exclude=self.exclude,
+                                 log_alpha_scale=self._initial_scale())
             gates = find_gates(model)
         self._check_target(sum(gate.units for gate in gates))
         return model
+
+    def _initial_scale(self):
+        return DEFAULT_LOG_ALPHA_SCALE if self.log_alpha_scale == "auto" else self.log_alpha_scale
+
+    def _set_gate_speed(self):
+        """Sets (auto) or checks (fixed) the gates' `log_alpha_scale`; True if a scale changed."""
+        step = int(ops.convert_to_numpy(self.model.optimizer.iterations))
+        window = None if self.schedule.end_step is None else self.schedule.end_step - max(self.schedule.begin_step, step)
+        learning_rate = float(ops.convert_to_numpy(self.model.optimizer.learning_rate))
+        if window is None or window <= 0:
+            return False
+        if self.log_alpha_scale != "auto":
+            slowest = min(gate.log_alpha_scale for gate in self.gates)
+            if slowest * learning_rate * window < CLOSING_DISTANCE:
+                logging.warning(
+                    "tfsparse l0: with log_alpha_scale=%g, learning rate %g and %d steps before end_step, log_alpha can "
+                    "move about %.2f, and a gate closes after about %g: few or no gates will close before the freeze. "
+                    "Use log_alpha_scale=%g or 'auto'.", slowest, learning_rate, window,
+                    slowest * learning_rate * window, CLOSING_DISTANCE, auto_log_alpha_scale(learning_rate, window))
+            return False
+        scale = auto_log_alpha_scale(learning_rate, window)
+        changed = False
+        for gate in self.gates:
+            if gate.log_alpha_scale != scale:
+                log_alpha = gate.get_log_alpha()
+                gate.log_alpha_scale = scale
+                gate.set_log_alpha(log_alpha)
+                changed = True
+        if changed:
+            logging.info("tfsparse l0: log_alpha_scale=%g for %d steps at learning rate %g.", scale, window,
+                         learning_rate)
+        return changed
 
     def _check_target(self, total):
         if self.target_sparsity is None:
@@ -208,7 +256,7 @@ class L0(Strategy):
     def _adapt(self, step):
         # Closing lags lambda by hundreds of steps (log_alpha moves about a learning rate per step), so the
         # controller looks ahead: the gates that would be closed at end_step at their current speeds.
-        log_alpha = np.concatenate([_numpy(gate.log_alpha) for gate in self.gates])
+        log_alpha = np.concatenate([gate.get_log_alpha().astype(np.float64) for gate in self.gates])
         bound = np.concatenate([np.full(gate.units, gate.log_alpha_bounds()[0]) for gate in self.gates])
         previous, self._previous = self._previous, (step, log_alpha)
         velocity = 0.0 if previous is None else (log_alpha - previous[1]) / max(step - previous[0], 1)
@@ -217,7 +265,7 @@ class L0(Strategy):
         self._lambda *= float(np.clip(factor, 1.0 / _MAX_FACTOR, _MAX_FACTOR))
 
     def _freeze(self, step):
-        log_alpha = [_numpy(gate.log_alpha) for gate in self.gates]
+        log_alpha = [gate.get_log_alpha() for gate in self.gates]
         closed = [gate.closed() for gate in self.gates]
         flat_closed = np.concatenate(closed)
         self.reached_sparsity = float(flat_closed.mean())
@@ -228,7 +276,7 @@ class L0(Strategy):
             flat_closed[order[:round(self.target_sparsity * flat.size)]] = True
             closed = np.split(flat_closed, np.cumsum([gate.units for gate in self.gates])[:-1])
         for gate, shut in zip(self.gates, closed):
-            gate.log_alpha.assign(np.where(shut, -FROZEN_LOG_ALPHA, FROZEN_LOG_ALPHA).astype("float32"))
+            gate.set_log_alpha(np.where(shut, -FROZEN_LOG_ALPHA, FROZEN_LOG_ALPHA))
         self._frozen.assign(1.0)
         logging.info("tfsparse l0: step %d, %.4f of the gates closed; frozen with %.4f closed, fine-tuning without "
                      "penalty.", step, self.reached_sparsity, float(flat_closed.mean()))
@@ -260,12 +308,14 @@ class L0(Strategy):
         else:
             with _distribution_scope(self.model):
                 self._frozen = keras.Variable(0.0, trainable=False, dtype="float32", name="tfsparse_l0_frozen")
-        changed = False
+        changed = self._set_gate_speed()
         for gate in self.gates:
             if not isinstance(gate.log_alpha.constraint, FreezeGates):
-                gate.log_alpha.constraint = FreezeGates(self._frozen, inner=gate.log_alpha.constraint)
+                gate.log_alpha.constraint = FreezeGates(self._frozen, inner=gate.log_alpha.constraint,
+                                                        scale=gate.log_alpha_scale)
                 changed = True
             gate.log_alpha.constraint.frozen = self._frozen
+            gate.log_alpha.constraint.scale = gate.log_alpha_scale
         if changed and getattr(self.model, "train_function", None) is not None:
             self.model.make_train_function(force=True)  # a step traced before would miss the constraints
         self._assigned = None
@@ -327,9 +377,26 @@ class L0(Strategy):
             "begin_step": self.schedule.begin_step,
             "end_step": self.schedule.end_step,
             "frequency": self.schedule.frequency,
+            "log_alpha_scale": self.log_alpha_scale,
             **super().get_config(),
         }
 
 
-def _numpy(variable):
-    return np.asarray(ops.convert_to_numpy(variable.value), np.float64)
+def auto_log_alpha_scale(learning_rate: float, steps: int) -> float:
+    """The `log_alpha_scale` with which Adam can move `log_alpha` twice the closing distance in `steps` steps.
+
+    `max(10, 2 * 5 / (learning_rate * steps))`, rounded up to an integer, at
+    most 1000.
+
+    >>> auto_log_alpha_scale(1e-3, 500), auto_log_alpha_scale(1e-3, 5000), auto_log_alpha_scale(5e-4, 400)
+    (20.0, 10.0, 50.0)
+    """
+    needed = 2 * CLOSING_DISTANCE / (max(learning_rate, 1e-12) * max(steps, 1))
+    return float(min(MAX_AUTO_SCALE, max(DEFAULT_LOG_ALPHA_SCALE, math.ceil(needed - 1e-9))))
+
+
+def _check_scale(scale):
+    try:
+        return check_log_alpha_scale(scale)
+    except ValueError:
+        raise _invalid("log_alpha_scale", "'auto' or a float > 0", scale) from None
