@@ -33,7 +33,7 @@ _LAZY = {
     "inspect_tflite": "tfsparse.deploy",
 }
 _SUBMODULES = ("masks", "schedules", "data", "registry", "selection", "prunable", "strategies", "bench", "deploy",
-               "xnnpack", "layers")
+               "xnnpack", "layers", "graph")
 
 __all__ = sorted([*_LAZY, *_SUBMODULES])
 
