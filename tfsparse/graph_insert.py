@@ -104,7 +104,7 @@ def _collect(graph, calls):
             call.consumers.extend(by_tensor.get(id(tensor), []))
 
 
-def rebuild(model, *, clone_layer=None, call_layer=None, layer_weights=None):
+def rebuild(model, *, clone_layer=None, call_layer=None, layer_weights=None, input_shape=None):
     """Returns a rebuilt copy of `model` (see the module docstring).
 
     Args:
@@ -119,6 +119,9 @@ def rebuild(model, *, clone_layer=None, call_layer=None, layer_weights=None):
         layer_weights: `layer_weights(original, clone) -> list of arrays`,
             the weights of each clone that was called (built). Defaults to
             `None`: `original.get_weights()`.
+        input_shape: `input_shape(tensor) -> batch shape` of the new input
+            replacing each input `tensor` of the model and of nested models
+            (when a rewrite changes them). Defaults to `None`: unchanged.
 
     Returns:
         A new model: Sequential if `model` is (its layers must still form a
@@ -129,20 +132,20 @@ def rebuild(model, *, clone_layer=None, call_layer=None, layer_weights=None):
         ValueError: for a subclassed or unbuilt model.
     """
     pairs = []
-    new_model = _rebuild(model, clone_layer, call_layer, pairs)
+    new_model = _rebuild(model, clone_layer, call_layer, pairs, input_shape)
     for original, clone in pairs:
         if clone.built:
             clone.set_weights(layer_weights(original, clone) if layer_weights else original.get_weights())
     return new_model
 
 
-def _rebuild(model, clone_layer, call_layer, pairs):
+def _rebuild(model, clone_layer, call_layer, pairs, input_shape=None):
     graph = functional_view(model)
     originals = {}
 
     def clone_fn(layer):
         if is_graph_model(layer):
-            return _rebuild(layer, clone_layer, call_layer, pairs)
+            return _rebuild(layer, clone_layer, call_layer, pairs, input_shape)
         clone = clone_layer(layer) if clone_layer else layer.__class__.from_config(layer.get_config())
         pairs.append((layer, clone))
         originals[id(clone)] = layer
@@ -155,7 +158,8 @@ def _rebuild(model, clone_layer, call_layer, pairs):
         return call_layer(original, clone, *args, **kwargs)
 
     inputs = keras.tree.map_structure(
-        lambda x: keras.Input(batch_shape=x.shape, dtype=x.dtype, name=x._keras_history.operation.name),
+        lambda x: keras.Input(batch_shape=input_shape(x) if input_shape else x.shape, dtype=x.dtype,
+                              name=x._keras_history.operation.name),
         graph.input,
     )
     new_model = keras.models.clone_model(graph, input_tensors=inputs, clone_function=clone_fn, call_function=call_fn)

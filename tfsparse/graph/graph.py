@@ -59,12 +59,14 @@ class ChannelGraph:
         groups: Every `Group`, prunable or not, in order of their first atom.
         calls: `LayerCall`s in graph order (nested models' inner calls included).
         builder: The `Builder` (atoms, couplings, members).
+        tensor_maps: `{id(tensor): ChannelMap}` of every traced tensor.
     """
 
     model: object
     groups: list
     calls: list
     builder: Builder
+    tensor_maps: dict
 
     def prunable(self) -> list:
         """The groups that can be pruned."""
@@ -101,14 +103,14 @@ def trace(model) -> ChannelGraph:
     graph = functional_view(model)
     inputs = [builder.source(tensor._keras_history.operation.name, channels_of(tensor), "a model input")
               for tensor in keras.tree.flatten(graph.inputs)]
-    calls = []
-    for cmap in _trace(graph, inputs, builder, calls):
+    calls, tensor_maps = [], {}
+    for cmap in _trace(graph, inputs, builder, calls, tensor_maps):
         builder.block(cmap, "a model output")
-    return _group(model, builder, calls)
+    return _group(model, builder, calls, tensor_maps)
 
 
-def _trace(graph, input_maps, builder, calls):
-    maps = {id(tensor): cmap for tensor, cmap in zip(keras.tree.flatten(graph.inputs), input_maps)}
+def _trace(graph, input_maps, builder, calls, maps):
+    maps.update({id(tensor): cmap for tensor, cmap in zip(keras.tree.flatten(graph.inputs), input_maps)})
     nodes = [node for depth in sorted(graph._nodes_by_depth, reverse=True) for node in graph._nodes_by_depth[depth]]
     for node in nodes:
         layer = node.operation
@@ -120,7 +122,7 @@ def _trace(graph, input_maps, builder, calls):
                 maps[id(tensor)] = builder.source(layer, channels_of(tensor), "a tensor the graph does not trace")
             ins.append(maps[id(tensor)])
         if is_graph_model(layer):
-            outs = _trace(functional_view(layer), ins, builder, calls)
+            outs = _trace(functional_view(layer), ins, builder, calls, maps)
         else:
             try:
                 outs = get_handler(layer).trace(layer, ins, node, builder)
@@ -132,7 +134,7 @@ def _trace(graph, input_maps, builder, calls):
     return [maps[id(tensor)] for tensor in keras.tree.flatten(graph.outputs)]
 
 
-def _group(model, builder, calls):
+def _group(model, builder, calls, tensor_maps):
     size = len(builder.parent)
     roots = np.array([builder.find(atom) for atom in range(size)], np.int64)
     # sources whose channels share a class form one group
@@ -175,6 +177,6 @@ def _group(model, builder, calls):
     for group in groups:
         if group.prunable and not group.out_members():
             group.blocked = "no weight makes these channels"
-    graph = ChannelGraph(model, groups, calls, builder)
+    graph = ChannelGraph(model, groups, calls, builder, tensor_maps)
     graph._atom_channel = atom_channel
     return graph

@@ -69,6 +69,15 @@ def const_through(layer, const):
     return values.reshape(-1)
 
 
+def activated(layer, cmap):
+    """`cmap` after `layer`'s own `activation` (Conv, Dense...): a pruned channel holds `activation(0)`."""
+    activation = getattr(layer, "activation", None)
+    if activation is None or not cmap.atoms.size:
+        return cmap
+    values = keras.ops.convert_to_numpy(activation(keras.ops.convert_to_tensor(cmap.const[None, :], "float32")))
+    return cmap.with_const(values.reshape(-1))
+
+
 def _maps_zero_to_zero(layer) -> bool:
     probe = keras.ops.convert_to_numpy(layer(keras.ops.zeros((1, 2), "float32"), training=False))
     return not probe.any()
