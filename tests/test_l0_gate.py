@@ -201,7 +201,7 @@ def test_a_gate_that_cannot_fold_is_kept_with_the_reason():
     assert list(report.kept) == ["after_add"] and "Add" in report.kept["after_add"]
     assert folded is model
     assert (report.closed, report.zeroed) == (1, 0)
-    assert "0 closed channels zeroed (structured shrink not available yet)" in report.describe()
+    assert "0 closed channels zeroed (tfsparse.finalize then removes them" in report.describe()
 
 
 def test_a_gate_after_batch_normalization_gets_gamma_when_it_had_none():

@@ -31,6 +31,7 @@ _LAZY = {
     "export": "tfsparse.deploy",
     "ExportResult": "tfsparse.deploy",
     "inspect_tflite": "tfsparse.deploy",
+    "flops": "tfsparse.graph.flops",
 }
 _SUBMODULES = ("masks", "schedules", "data", "registry", "selection", "prunable", "strategies", "bench", "deploy",
                "xnnpack", "layers", "graph")

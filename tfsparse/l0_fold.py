@@ -11,8 +11,9 @@ it can be folded into the layer that makes those channels:
   layer before the BatchNormalization, if it has only that consumer, has its
   closed channels zeroed too.
 
-Closed channels (`z == 0`) become exact zeros. A physical shrink (removing
-them) is not available yet: the log says how many are zeroed. A gate that
+Closed channels (`z == 0`) become exact zeros; `tfsparse.finalize` then
+removes them with the structured shrink (`tfsparse.graph.shrink`), which
+runs after every finalizer. A gate that
 follows anything else (an `Add`, a shared layer, a subclassed model's code)
 cannot be folded exactly and stays in the model; it computes the same
 deterministic `z` at inference, and the log names it.
@@ -117,7 +118,7 @@ class FoldReport:
 
     def describe(self) -> str:
         text = (f"{self.closed} of {self.channels} gated channels are closed; folded {len(self.folded)} L0 "
-                f"gate(s), {self.zeroed} closed channels zeroed (structured shrink not available yet)")
+                f"gate(s), {self.zeroed} closed channels zeroed (tfsparse.finalize then removes them: tfsparse.graph.shrink)")
         if self.kept:
             text += "; kept (not foldable): " + "; ".join(f"{k}: {v}" for k, v in self.kept.items())
         return text

@@ -258,8 +258,11 @@ def test_target_mode_reaches_the_target_then_freezes_the_gates():
     deployable = L0.finalize(gated)
     assert not _gates(deployable)
     np.testing.assert_allclose(deployable.predict(x[:32], verbose=0), gated.predict(x[:32], verbose=0), atol=1e-5)
-    closed = strategy.gates[0].closed()
-    assert np.all(deployable.layers[0].kernel.numpy()[:, closed] == 0)
+    closed = strategy.gates[0].closed()  # finalize shrinks: the closed units are gone, the next layer's rows too
+    assert deployable.layers[0].units == int((~closed).sum())
+    assert deployable.layers[1].kernel.shape[0] == int((~closed).sum())
+    zeroed = tfsparse.finalize(gated, shrink=False)
+    assert np.all(zeroed.layers[0].kernel.numpy()[:, closed] == 0)
 
 
 def test_the_registry_finds_l0():
@@ -305,3 +308,12 @@ def test_auto_scale_keeps_log_alpha_and_predictions_and_a_slow_fixed_scale_warns
     message = warning.call_args_list[0].args[0] % warning.call_args_list[0].args[1:]
     assert "few or no gates will close" in message and "log_alpha_scale=200" in message
     assert model.get_layer("hidden_l0_gate").log_alpha_scale == 1.0
+
+
+def test_freezing_never_closes_the_last_open_gate_of_a_layer():
+    from tfsparse.strategies.l0 import _close_lowest
+
+    log_alpha = [np.array([-9.0, -8.0, -7.0]), np.array([0.0, 1.0, 2.0, 3.0])]
+    closed = _close_lowest(log_alpha, 4)  # the 4 lowest are -9, -8, -7, 0: layer 0 would have none open
+    assert closed[0].tolist() == [True, True, False] and closed[1].tolist() == [True, True, False, False]
+    assert sum(int(c.sum()) for c in closed) == 4

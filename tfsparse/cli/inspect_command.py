@@ -7,10 +7,12 @@ Example:
     tfsparse inspect out/model.tflite --xnnpack
     tfsparse inspect out/dense.keras --xnnpack --sparsity=0.9
     tfsparse inspect out/model.tflite --nm=2:4
+    tfsparse inspect out/dense.keras --channels
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 
@@ -27,14 +29,41 @@ _NM = flags.DEFINE_string("nm", None, "Check the N:M pattern, e.g. --nm=2:4: lis
                           "FULLY_CONNECTED/CONV_2D/TRANSPOSE_CONV/CONV_3D weights of a .tflite) with a block of M "
                           "input channels holding more than N non-zeros. The exit status stays 0; read the verdict.",
                           flag_values=FLAGS)
+_CHANNELS = flags.DEFINE_bool("channels", False, "Trace the channel groups of a .keras Sequential or Functional model "
+                              "(one line per group: channels, layers, prunable or why not) and count its MACs and "
+                              "parameters.", flag_values=FLAGS)
 
 
-def run(path, *, xnnpack=False, sparsity=None, nm=None):
+@dataclasses.dataclass(frozen=True)
+class ChannelsReport:
+    """What `--channels` prints: the channel graph's summary, and the model's MACs and parameters.
+
+    Attributes:
+        graph: The `tfsparse.graph.ChannelGraph`.
+        flops: The `tfsparse.graph.flops.FlopsReport`.
+    """
+
+    graph: object
+    flops: object
+
+    def to_dict(self) -> dict:
+        groups = [{"index": g.index, "channels": g.size, "layers": list(g.layers), "sources": list(g.sources),
+                   "prunable": g.prunable, "blocked": g.blocked} for g in self.graph.groups]
+        return {"model": self.graph.model.name, "groups": groups, **self.flops.to_dict()}
+
+    def __str__(self) -> str:
+        return f"{self.graph.summary()}\n{self.flops}"
+
+
+def run(path, *, xnnpack=False, sparsity=None, nm=None, channels=False):
     """Returns a `SparsityReport` (.keras), a `TfliteSummary` (.tflite), or with
     `xnnpack=True` the planner's `PlanReport` (.keras, at `sparsity` if given)
     or the linter's `LintReport` (.tflite), or with `nm="N:M"` the N:M
-    checker's `tfsparse.nm.NMReport` (`.ok`, `.violations`)."""
+    checker's `tfsparse.nm.NMReport` (`.ok`, `.violations`), or with
+    `channels=True` a `ChannelsReport` (.keras: channel groups, MACs, params)."""
     path = os.fspath(path)
+    if channels:
+        return _channels(path, xnnpack=xnnpack, sparsity=sparsity, nm=nm)
     if sparsity is not None and not (xnnpack and path.endswith(".keras")):
         raise ValueError(
             "Invalid value received for argument `sparsity`. It only applies with --xnnpack to a .keras model "
@@ -75,12 +104,33 @@ def run(path, *, xnnpack=False, sparsity=None, nm=None):
     )
 
 
+def _channels(path, *, xnnpack, sparsity, nm):
+    others = [f"--{name}" for name, given in (("xnnpack", xnnpack), ("sparsity", sparsity is not None),
+                                              ("nm", nm is not None)) if given]
+    if others:
+        raise ValueError(
+            "Invalid value received for argument `channels`. --channels is a separate check; run it without "
+            f"{', '.join(others)}. Received: channels=True with {', '.join(others)}"
+        )
+    if not path.endswith(".keras"):
+        raise ValueError(
+            "Invalid value received for argument `path`. --channels traces the layer graph of a `.keras` "
+            "Sequential or Functional model; a .tflite (or any other file) has none to trace. "
+            f"Received: path={path}"
+        )
+    from tfsparse.graph import flops, trace
+    from tfsparse.model_source import load_keras_file
+
+    model = load_keras_file(path, compile=False)
+    return ChannelsReport(trace(model), flops(model))
+
+
 def main(argv):
     if len(argv) != 2:
         raise ValueError(
             "Invalid value received for argument `path`. Expected exactly one "
             f"file: tfsparse inspect PATH. Received: {argv[1:]}"
         )
-    result = run(argv[1], xnnpack=_XNNPACK.value, sparsity=_SPARSITY.value, nm=_NM.value)
+    result = run(argv[1], xnnpack=_XNNPACK.value, sparsity=_SPARSITY.value, nm=_NM.value, channels=_CHANNELS.value)
     print(json.dumps(result.to_dict(), indent=2) if _JSON.value else result)
     return 0

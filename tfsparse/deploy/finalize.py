@@ -97,15 +97,20 @@ def list_finalizers() -> tuple:
     return tuple(_FINALIZERS)
 
 
-def finalize(model):
+def finalize(model, *, shrink=True):
     """Returns the deployable copy of `model`; `model` is left unchanged.
 
     Args:
         model: A built `keras.Model` (Sequential, Functional or subclassed).
+        shrink: After the finalizers, remove the pruned channels of a
+            Sequential or Functional model with `tfsparse.graph.shrink`
+            (channels whose value-making weights are all zero; the outputs
+            do not change). Defaults to `True`.
 
     Returns:
-        A new `keras.Model` with the same weights, no tfsparse mask
-        constraints, and every registered finalizer applied.
+        A new `keras.Model` with the same weights (fewer channels where
+        whole channels were zero), no tfsparse mask constraints, and every
+        registered finalizer applied.
 
     Raises:
         ValueError: if `model` is not a built `keras.Model`, cannot be copied
@@ -139,6 +144,10 @@ def finalize(model):
                 f"{type(result).__name__}; a finalizer must return a keras.Model."
             )
         copy = result
+    if shrink:
+        from tfsparse.graph.shrinking import shrink_pruned  # the graph package imports deploy's neighbours
+
+        copy = shrink_pruned(copy)
     return copy
 
 

@@ -27,7 +27,8 @@ class Builder:
 
     def __init__(self):
         self.parent = []
-        self.owner = []  # atom -> the name of its source layer
+        self.owner = []  # atom -> the key of its source layer (id of the layer, or the name of a model input)
+        self.names = {}  # key -> the layer's name
         self.blocked = {}  # atom -> reason
         self.members = []
         self._by_weight = {}  # (id(variable), axis) -> the first Member registered on it
@@ -36,9 +37,10 @@ class Builder:
     def source(self, layer, size: int, reason: str | None = None) -> ChannelMap:
         """`size` new atoms owned by `layer` (a layer or a name); blocked with `reason` if given."""
         start = len(self.parent)
-        name = layer if isinstance(layer, str) else layer.name
+        key = layer if isinstance(layer, str) else id(layer)  # two layers may share a name (nested models)
+        self.names[key] = layer if isinstance(layer, str) else layer.name
         self.parent.extend(range(start, start + size))
-        self.owner.extend([name] * size)
+        self.owner.extend([key] * size)
         cmap = ChannelMap(np.arange(start, start + size))
         if reason is not None:
             self.block(cmap, reason)
@@ -65,11 +67,17 @@ class Builder:
         for x, y in zip(a.atoms, b.atoms):
             self.union(x, y)
 
-    def block(self, cmap: ChannelMap, reason: str, positions=None) -> None:
-        """Marks the atoms of `cmap` (or of its `positions`) as not prunable, for `reason`."""
+    def block(self, cmap: ChannelMap, reason: str, positions=None, *, first=False) -> None:
+        """Marks the atoms of `cmap` (or of its `positions`) as not prunable, for `reason`.
+
+        An atom keeps the first reason given, unless `first=True` puts this one first.
+        """
         atoms = cmap.atoms if positions is None else cmap.atoms[positions]
         for atom in atoms:
-            self.blocked.setdefault(int(atom), reason)
+            if first:
+                self.blocked[int(atom)] = reason
+            else:
+                self.blocked.setdefault(int(atom), reason)
 
     # ----------------------------------------------------------- weights
     def weight(self, layer, variable, axis: int, cmap: ChannelMap, role: str, *, bias=None) -> None:
@@ -87,13 +95,21 @@ class Builder:
             raise ValueError(f"{variable.path}: axis {axis} has {variable.shape[axis]} entries, the channel map "
                              f"{len(cmap)}.")
         key = (id(variable), axis)
-        if key in self._by_weight:
-            self.couple(ChannelMap(self._by_weight[key].atoms), cmap)
+        first = self._by_weight.get(key)
+        if role == IN and np.any(cmap.const != 0):
+            if bias is None:
+                self.block(cmap, f"{layer.name!r} ({type(layer).__name__}) takes channels that hold a non-zero "
+                           "constant when pruned (an activation with f(0) != 0 before it) and has no bias to fold it "
+                           "into", positions=cmap.const != 0)
+            elif first is not None and not np.array_equal(first.const, cmap.const):
+                self.block(cmap, f"{layer.name!r} ({type(layer).__name__}) is called on channels whose constants when "
+                           "pruned differ between calls; one bias cannot fold both", positions=cmap.const != 0)
+        if first is not None:
+            if role == IN and np.any(first.const != 0) and not np.array_equal(first.const, cmap.const):
+                self.block(ChannelMap(first.atoms), f"{layer.name!r} ({type(layer).__name__}) is called on channels "
+                           "whose constants when pruned differ between calls", positions=first.const != 0)
+            self.couple(ChannelMap(first.atoms), cmap)
             return
-        if role == IN and bias is None and np.any(cmap.const != 0):
-            self.block(cmap, f"{layer.name!r} ({type(layer).__name__}) takes channels that hold a non-zero constant "
-                       "when pruned (an activation with f(0) != 0 before it) and has no bias to fold it into",
-                       positions=cmap.const != 0)
         member = Member(layer, variable, axis, cmap.atoms, role, cmap.const if role == IN else None, bias)
         self._by_weight[key] = member
         self.members.append(member)

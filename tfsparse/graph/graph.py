@@ -84,6 +84,9 @@ class ChannelGraph:
         return "\n".join(lines + [f"  {group.describe()}" for group in self.groups])
 
 
+_BOUNDARIES = ("a model input", "a model output")
+
+
 def trace(model) -> ChannelGraph:
     """Traces `model`'s channel dependencies (see the module docstring).
 
@@ -105,7 +108,7 @@ def trace(model) -> ChannelGraph:
               for tensor in keras.tree.flatten(graph.inputs)]
     calls, tensor_maps = [], {}
     for cmap in _trace(graph, inputs, builder, calls, tensor_maps):
-        builder.block(cmap, "a model output")
+        builder.block(cmap, "a model output", first=True)
     return _group(model, builder, calls, tensor_maps)
 
 
@@ -139,7 +142,7 @@ def _group(model, builder, calls, tensor_maps):
     roots = np.array([builder.find(atom) for atom in range(size)], np.int64)
     # sources whose channels share a class form one group
     owner_index = {}
-    owners = np.array([owner_index.setdefault(name, len(owner_index)) for name in builder.owner], np.int64)
+    owners = np.array([owner_index.setdefault(key, len(owner_index)) for key in builder.owner], np.int64)
     parent = list(range(len(owner_index)))
 
     def find(i):
@@ -154,7 +157,7 @@ def _group(model, builder, calls, tensor_maps):
         a, b = find(other), find(owners[atom])
         if a != b:
             parent[max(a, b)] = min(a, b)
-    names = {index: name for name, index in owner_index.items()}
+    names = {index: builder.names[key] for key, index in owner_index.items()}
     components = {}
     for root in sorted(set(roots.tolist())):
         components.setdefault(find(owners[root]), []).append(root)
@@ -168,6 +171,7 @@ def _group(model, builder, calls, tensor_maps):
         atom_channel[in_group, 1] = [channel_of_root[r] for r in roots[in_group]]
         reasons = [builder.blocked[a] for a in np.flatnonzero(in_group) if a in builder.blocked]
         sources = tuple(dict.fromkeys(names[o] for o in owners[in_group]))
+        reasons.sort(key=lambda reason: reason not in _BOUNDARIES)  # "a model output" says the most
         groups.append(Group(index, len(component_roots), sources, [], reasons[0] if reasons else None))
     for member in builder.members:
         located = atom_channel[member.atoms]

@@ -188,8 +188,9 @@ class BNGamma(Criterion):
     def score_group(self, group, *, model=None, data=None):
         members = [(m, c) for m, c in group.out_members() if _is_gamma(m)]
         if not members:
-            if group.sources not in self._warned:
-                self._warned.add(group.sources)
+            key = (group.sources, id(group.out_members()[0][0].variable) if group.out_members() else None)
+            if key not in self._warned:
+                self._warned.add(key)
                 logging.warning(
                     "tfsparse bn_gamma: channel group of %s has no BatchNormalization gamma; "
                     "scoring it by the L1 norm of its filters instead.",
@@ -254,7 +255,7 @@ class Taylor(Criterion):
 
     Calling it needs `model=` (a built Keras model) and `data=`: `(x, y)` or
     `(x, y, sample_weight)` arrays, or an iterable of such batches (e.g. a
-    `tf.data.Dataset`).
+    `tf.data.Dataset`; use this form for a model with several inputs).
 
     Example:
 
@@ -401,10 +402,10 @@ def get_criterion(identifier) -> Criterion:
 
     >>> get_criterion("random").name, get_criterion({"name": "random", "config": {"seed": 3}}).seed
     ('random', 3)
-    >>> get_criterion("l2")
+    >>> get_criterion("l2")  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    ValueError: Invalid value received for argument `criterion`. Expected one of ('l1', 'bn_gamma', 'taylor', 'random'), a Criterion or a callable fn(group, **context) -> scores. Received: criterion='l2'
+    ValueError: Invalid value ... Expected one of ('l1', 'bn_gamma', 'taylor', 'random'), ... Received: criterion='l2'
     """
     expected = f"one of {NAMES}, a Criterion or a callable fn(group, **context) -> scores"
     if isinstance(identifier, Criterion):

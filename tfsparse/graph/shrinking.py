@@ -38,7 +38,7 @@ from absl import logging
 from tfsparse.graph.graph import trace
 from tfsparse.graph.handlers import get_handler
 from tfsparse.graph.node import IN, OUT
-from tfsparse.graph_insert import rebuild
+from tfsparse.graph_insert import is_graph_model, rebuild
 
 
 @dataclasses.dataclass(frozen=True)
@@ -88,7 +88,10 @@ def shrink(model):
         ValueError: for a model that is not a built Sequential or Functional
             model (`tfsparse.graph.trace` says why).
     """
-    graph, plan, keep_atom = plan_shrink(model)
+    return _shrink(model, *plan_shrink(model))
+
+
+def _shrink(model, graph, plan, keep_atom):
     slices, folds, new_bias = _weight_edits(graph, keep_atom)
     configs = _resized_configs(graph, keep_atom, new_bias)
 
@@ -119,6 +122,17 @@ def shrink(model):
     logging.info("tfsparse shrink: %d of %d channels kept in %d groups (%d groups shrunk).", plan.channels_after,
                  plan.channels_before, len(graph.prunable()), len(plan.removed))
     return small
+
+
+def shrink_pruned(model):
+    """`shrink(model)` when a Sequential or Functional model has pruned channels; otherwise `model` itself.
+
+    What `tfsparse.finalize` applies after its finalizers.
+    """
+    if not is_graph_model(model):
+        return model
+    graph, plan, keep_atom = plan_shrink(model)
+    return _shrink(model, graph, plan, keep_atom) if plan.removed else model
 
 
 def _name(variable) -> str:

@@ -33,11 +33,13 @@ Two modes, as for `l1`:
 At `end_step` (when given) the gates are frozen: closed ones at
 `log_alpha = -30`, open ones at `+30` (deterministic 0 or 1 in training too),
 held there by a constraint; in target mode exactly `round(target * N)` gates,
-those with the lowest `log_alpha`, are closed (`reached_sparsity` holds where
+those with the lowest `log_alpha` but never the last open gate of a layer (a
+layer with every channel closed would cut the network), are closed (`reached_sparsity` holds where
 the controller ended). Then `lambda` is 0 and training fine-tunes.
 
 `finalize` (and `tfsparse.export`) folds the inference gates into the weights
-(see `tfsparse.l0_fold`); closed channels become zeros.
+(see `tfsparse.l0_fold`); closed channels become zeros, and the structured
+shrink that `tfsparse.finalize` applies last removes them (`tfsparse.graph.shrink`).
 
 Example:
 
@@ -270,11 +272,8 @@ class L0(Strategy):
         flat_closed = np.concatenate(closed)
         self.reached_sparsity = float(flat_closed.mean())
         if self.target_sparsity is not None:
-            flat = np.concatenate(log_alpha)
-            order = np.argsort(flat, kind="stable")
-            flat_closed = np.zeros(flat.size, bool)
-            flat_closed[order[:round(self.target_sparsity * flat.size)]] = True
-            closed = np.split(flat_closed, np.cumsum([gate.units for gate in self.gates])[:-1])
+            closed = _close_lowest(log_alpha, round(self.target_sparsity * sum(g.units for g in self.gates)))
+            flat_closed = np.concatenate(closed)
         for gate, shut in zip(self.gates, closed):
             gate.set_log_alpha(np.where(shut, -FROZEN_LOG_ALPHA, FROZEN_LOG_ALPHA))
         self._frozen.assign(1.0)
@@ -400,3 +399,19 @@ def _check_scale(scale):
         return check_log_alpha_scale(scale)
     except ValueError:
         raise _invalid("log_alpha_scale", "'auto' or a float > 0", scale) from None
+
+
+def _close_lowest(log_alpha, count):
+    """Per gate layer, which gates to close: the `count` lowest `log_alpha`, keeping one open gate per layer."""
+    flat = np.concatenate(log_alpha)
+    layer_of = np.repeat(np.arange(len(log_alpha)), [values.size for values in log_alpha])
+    open_left = np.array([values.size for values in log_alpha])
+    closed = np.zeros(flat.size, bool)
+    for index in np.argsort(flat, kind="stable"):
+        if count == 0:
+            break
+        if open_left[layer_of[index]] > 1:
+            closed[index] = True
+            open_left[layer_of[index]] -= 1
+            count -= 1
+    return np.split(closed, np.cumsum([values.size for values in log_alpha])[:-1])

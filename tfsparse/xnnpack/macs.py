@@ -1,8 +1,10 @@
 """Multiply-accumulates per layer and the Amdahl bound of a sparse speedup.
 
-Only the layers that do the arithmetic count: `Conv2D`, `DepthwiseConv2D`,
-`SeparableConv2D`, `Conv1D` and `Dense` (elementwise ops, pooling and
-normalization are a few percent of a CNN and are left out, as papers do).
+Only the layers that do the arithmetic count: `layer_macs` (the XNNPACK
+planner's count) counts `Conv2D`, `DepthwiseConv2D`, `SeparableConv2D`,
+`Conv1D` and `Dense`; `call_macs` also the 1D/3D variants and transposed
+convolutions (`tfsparse.flops`). Elementwise ops, pooling and normalization
+are a few percent of a CNN and are left out, as papers do.
 
 If a share `f` of the MACs runs sparse with sparsity `s`, and everything else
 costs the same, the speedup is at most `1 / ((1 - f) + f * (1 - s))`.
@@ -26,6 +28,16 @@ import math
 import keras
 
 
+_L = keras.layers
+_PLANNER_LAYERS = (_L.SeparableConv2D, _L.DepthwiseConv2D, _L.Conv2D, _L.Conv1D, _L.Dense)
+_SEPARABLE = (_L.SeparableConv1D, _L.SeparableConv2D)
+_DEPTHWISE = (_L.DepthwiseConv1D, _L.DepthwiseConv2D)
+_CONV = (_L.Conv1D, _L.Conv2D, _L.Conv3D)
+_TRANSPOSE = (_L.Conv1DTranspose, _L.Conv2DTranspose, _L.Conv3DTranspose)
+MAC_LAYERS = (*_SEPARABLE, *_DEPTHWISE, *_CONV, *_TRANSPOSE, _L.Dense)
+"""The layer types `call_macs` counts (subclasses included)."""
+
+
 def _spatial(shape) -> int:
     return math.prod(int(d) for d in shape[1:-1] if d is not None)
 
@@ -44,26 +56,58 @@ def _node_shapes(layer):
 def layer_macs(layer) -> int:
     """Multiply-accumulates of one layer, summed over its calls (0 if none).
 
+    Counts `Conv2D`, `DepthwiseConv2D`, `SeparableConv2D`, `Conv1D` and
+    `Dense` only (`call_macs` knows more types; this count stays as the
+    planner has always made it).
+
     Args:
         layer: A layer of a built functional or Sequential model.
 
     Returns:
         The MACs for batch 1, channels last.
     """
-    total = 0
-    for in_shape, out_shape in _node_shapes(layer):
-        if isinstance(layer, keras.layers.SeparableConv2D):
-            kernel = math.prod(layer.kernel_size)
-            depthwise = _spatial(out_shape) * kernel * in_shape[-1] * layer.depth_multiplier
-            total += depthwise + _spatial(out_shape) * in_shape[-1] * layer.depth_multiplier * out_shape[-1]
-        elif isinstance(layer, keras.layers.DepthwiseConv2D):
-            total += _spatial(out_shape) * math.prod(layer.kernel_size) * in_shape[-1] * layer.depth_multiplier
-        elif isinstance(layer, (keras.layers.Conv2D, keras.layers.Conv1D)):
-            groups = getattr(layer, "groups", 1)
-            total += _spatial(out_shape) * math.prod(layer.kernel_size) * in_shape[-1] // groups * out_shape[-1]
-        elif isinstance(layer, keras.layers.Dense):
-            total += _spatial(out_shape) * in_shape[-1] * out_shape[-1]
-    return int(total)
+    if not isinstance(layer, _PLANNER_LAYERS):
+        return 0
+    return int(sum(call_macs(layer, in_shape, out_shape) for in_shape, out_shape in _node_shapes(layer)))
+
+
+def call_macs(layer, in_shape, out_shape) -> int:
+    """Multiply-accumulates of one call of `layer` (0 for a type not in `MAC_LAYERS`).
+
+    Convolutions (1D/2D/3D, grouped), their transposes, depthwise and
+    separable convolutions, and `Dense` on inputs of any rank; batch 1,
+    channels last, unknown (`None`) dimensions counted as 1.
+
+    Args:
+        layer: The layer.
+        in_shape: The shape of the call's (first) input, batch axis first.
+        out_shape: The shape of its (first) output.
+
+    Example:
+
+    >>> import keras
+    >>> from tfsparse.xnnpack.macs import call_macs
+    >>> call_macs(keras.layers.Dense(4), (None, 10, 3), (None, 10, 4))  # 10 positions x 3 x 4
+    120
+    >>> call_macs(keras.layers.Conv2DTranspose(2, 3, strides=2), (None, 4, 4, 5), (None, 9, 9, 2))
+    1440
+    """
+    channels_in, channels_out = int(in_shape[-1]), int(out_shape[-1])
+    if isinstance(layer, _SEPARABLE):
+        kernel, multiplier = math.prod(layer.kernel_size), layer.depth_multiplier
+        depthwise = _spatial(out_shape) * kernel * channels_in * multiplier
+        return int(depthwise + _spatial(out_shape) * channels_in * multiplier * channels_out)
+    if isinstance(layer, _DEPTHWISE):
+        return int(_spatial(out_shape) * math.prod(layer.kernel_size) * channels_in * layer.depth_multiplier)
+    if isinstance(layer, _CONV):
+        groups = getattr(layer, "groups", 1)
+        return int(_spatial(out_shape) * math.prod(layer.kernel_size) * channels_in // groups * channels_out)
+    if isinstance(layer, _TRANSPOSE):  # every input position scatters a kernel into every output channel
+        groups = getattr(layer, "groups", 1) or 1
+        return int(_spatial(in_shape) * math.prod(layer.kernel_size) * channels_in // groups * channels_out)
+    if isinstance(layer, _L.Dense):
+        return int(_spatial(out_shape) * channels_in * channels_out)
+    return 0
 
 
 def amdahl_bound(share, sparsity) -> float:

@@ -20,6 +20,7 @@ Example (a custom elementwise layer that keeps channels as they are):
 from __future__ import annotations
 
 import keras
+import numpy as np
 
 
 class Handler:
@@ -69,13 +70,26 @@ def const_through(layer, const):
     return values.reshape(-1)
 
 
-def activated(layer, cmap):
-    """`cmap` after `layer`'s own `activation` (Conv, Dense...): a pruned channel holds `activation(0)`."""
+def activated(layer, cmap, builder):
+    """`cmap` after `layer`'s own `activation` (Conv, Dense...): a pruned channel holds `activation(0)`.
+
+    An activation that mixes channels (softmax) blocks them.
+    """
     activation = getattr(layer, "activation", None)
     if activation is None or not cmap.atoms.size:
         return cmap
+    if mixes_channels(activation):
+        builder.block(cmap, f"{layer.name!r} ({type(layer).__name__}): its activation mixes the channels (softmax)")
+        return cmap
     values = keras.ops.convert_to_numpy(activation(keras.ops.convert_to_tensor(cmap.const[None, :], "float32")))
     return cmap.with_const(values.reshape(-1))
+
+
+def mixes_channels(function) -> bool:
+    """Whether `function` (an activation or an elementwise layer) is not applied value by value (softmax)."""
+    probe = np.array([[-1.0, 0.5, 2.0], [-1.0, 0.5, 3.0]], "float32")  # only the last value differs
+    values = keras.ops.convert_to_numpy(function(keras.ops.convert_to_tensor(probe)))
+    return values.shape != probe.shape or not np.allclose(values[0, :2], values[1, :2], atol=1e-7)
 
 
 def _maps_zero_to_zero(layer) -> bool:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tfsparse.graph.handlers.base import Handler, const_through, is_channels_last, unsupported
+from tfsparse.graph.handlers.base import Handler, const_through, is_channels_last, mixes_channels, unsupported
 
 
 class Elementwise(Handler):
@@ -10,6 +10,8 @@ class Elementwise(Handler):
 
     def trace(self, layer, inputs, node, builder):
         cmap = inputs[0]
+        if mixes_channels(lambda x: layer(x, training=False)):
+            return unsupported(layer, node, builder, inputs, "it mixes the channels (softmax)")
         return [cmap.with_const(const_through(layer, cmap.const))]
 
 

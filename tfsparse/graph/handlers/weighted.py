@@ -26,7 +26,7 @@ class Conv(Handler):
         builder.weight(layer, layer.kernel, out_axis, out, OUT)
         if layer.use_bias:
             builder.weight(layer, layer.bias, 0, out, OUT)
-        return [activated(layer, out)]
+        return [activated(layer, out, builder)]
 
     def resize(self, config, out_sizes):
         return {**config, "filters": out_sizes[0]}
@@ -39,7 +39,7 @@ class Dense(Handler):
         builder.weight(layer, layer.kernel, 1, out, OUT)
         if layer.use_bias:
             builder.weight(layer, layer.bias, 0, out, OUT)
-        return [activated(layer, out)]
+        return [activated(layer, out, builder)]
 
     def resize(self, config, out_sizes):
         return {**config, "units": out_sizes[0]}
@@ -66,7 +66,7 @@ class Depthwise(Handler):
         out = inputs[0].repeat(multiplier).with_const(0.0)
         if layer.use_bias:
             builder.weight(layer, layer.bias, 0, out, OUT)
-        return [activated(layer, out)]
+        return [activated(layer, out, builder)]
 
 
 class Separable(Handler):
@@ -82,7 +82,7 @@ class Separable(Handler):
         builder.weight(layer, layer.pointwise_kernel, -1, out, OUT)
         if layer.use_bias:
             builder.weight(layer, layer.bias, 0, out, OUT)
-        return [activated(layer, out)]
+        return [activated(layer, out, builder)]
 
     def resize(self, config, out_sizes):
         return {**config, "filters": out_sizes[0]}
