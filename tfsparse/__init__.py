@@ -31,7 +31,8 @@ _LAZY = {
     "export": "tfsparse.deploy",
     "ExportResult": "tfsparse.deploy",
     "inspect_tflite": "tfsparse.deploy",
-    "flops": "tfsparse.graph.flops",
+    "flops": "tfsparse.graph.cost",
+    "shrink": "tfsparse.graph",
 }
 _SUBMODULES = ("masks", "schedules", "data", "registry", "selection", "prunable", "strategies", "bench", "deploy",
                "xnnpack", "layers", "graph")

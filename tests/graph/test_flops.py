@@ -4,7 +4,7 @@ import keras
 import pytest
 
 import tfsparse
-from tfsparse.graph.flops import FlopsReport
+from tfsparse.graph.cost import FlopsReport
 from tfsparse.xnnpack.macs import layer_macs
 
 L = keras.layers

@@ -185,3 +185,13 @@ def test_a_subclassed_model_is_refused_with_guidance():
     net(np.ones((1, 3), "float32"))
     with pytest.raises(ValueError, match="Weight-level strategies"):
         shrink(net)
+
+
+def test_tfsparse_shrink_is_the_graph_shrink_and_finalize_applies_it():
+    assert tfsparse.shrink is tfsparse.graph.shrink
+    model = _rich_cnn()
+    zero_channels(model, 0.5)
+    final = tfsparse.finalize(model)
+    assert final.get_layer("stem").filters == shrink(model).get_layer("stem").filters < 16
+    assert final.count_params() < model.count_params()
+    assert tfsparse.finalize(model, shrink=False).get_layer("stem").filters == 16

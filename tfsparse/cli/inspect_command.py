@@ -40,7 +40,7 @@ class ChannelsReport:
 
     Attributes:
         graph: The `tfsparse.graph.ChannelGraph`.
-        flops: The `tfsparse.graph.flops.FlopsReport`.
+        flops: The `tfsparse.graph.cost.FlopsReport`.
     """
 
     graph: object

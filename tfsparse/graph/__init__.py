@@ -5,7 +5,7 @@
 - `register_handler(layer_cls, handler)`: teach it a custom layer.
 """
 
-from tfsparse.graph.flops import flops
+from tfsparse.graph.cost import flops
 from tfsparse.graph.graph import ChannelGraph, trace
 from tfsparse.graph.group import Group
 from tfsparse.graph.handlers import Handler, get_handler, register_handler
