@@ -113,6 +113,7 @@ def test_unknown_strategy_names_the_closest(cli, builder_file, tmp_path):
     ("l1", "l1=0.001", None),
     ("l0", "", None),
     ("nm", "exclude=conv", 0.5),
+    ("channel", "", None),
 ])
 def test_every_strategy_prunes_and_exports_from_the_command_line(cli, builder_file, tmp_path, strategy, args,
                                                                  expected):
@@ -124,6 +125,8 @@ def test_every_strategy_prunes_and_exports_from_the_command_line(cli, builder_fi
     assert report["strategy"] == strategy and report["sparsity"]["total"]["sparsity"] > 0
     if expected is not None:
         assert report["sparsity"]["total"]["sparsity"] == pytest.approx(expected, abs=0.1)
+    if strategy in ("channel", "l0"):  # whole channels: the export is physically smaller
+        assert report["shrink"]["shrunk_params"] < report["shrink"]["params"] and report["strategy_sparsity"] > 0
     status, _, err = cli("export", f"--model={out / 'pruned.keras'}", f"--output={out / 'm.tflite'}", "--target=sparse")
     assert status == 0, err
     assert (out / "m.tflite").stat().st_size > 0

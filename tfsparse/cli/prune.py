@@ -22,6 +22,9 @@ from tfsparse import data as datasets
 from tfsparse import plots
 from tfsparse.model_source import load_model_source
 from tfsparse.outputs import atomic_output, check_output_dir, write_text
+from tfsparse.deploy import finalize
+from tfsparse.graph import flops
+from tfsparse.graph_insert import is_graph_model
 from tfsparse.report import sparsity_report
 from tfsparse.training import compile_classifier, make_strategy, parse_strategy_args, pruning_steps
 
@@ -53,11 +56,15 @@ class PruneResult:
     test_accuracy: float
     sparsity: float
     report: object
+    shrink: dict | None = None
+    strategy_sparsity: float | None = None
 
     def __str__(self):
+        own = "" if self.strategy_sparsity is None else f" ({self.strategy_sparsity:.1%} by the strategy's measure)"
         return (
-            f"{self.report}\n\nstrategy {self.strategy}: sparsity {self.sparsity:.1%}, "
-            f"test accuracy {self.test_accuracy:.4f}\nwrote {', '.join(OUTPUT_FILES)} to {self.output}"
+            f"{self.report}\n\nstrategy {self.strategy}: sparsity of prunable weights {self.sparsity:.1%}{own}, "
+            f"test accuracy {self.test_accuracy:.4f}{_describe_shrink(self.shrink)}\n"
+            f"wrote {', '.join(OUTPUT_FILES)} to {self.output}"
         )
 
 
@@ -87,27 +94,46 @@ def run(*, model, output, strategy="gmp", target_sparsity=0.9, data="fashion_mni
     keras_model.fit(dataset.x_train, dataset.y_train, batch_size=batch_size, epochs=epochs,
                     validation_data=(dataset.x_test, dataset.y_test), callbacks=[callback], verbose=verbose)
     metrics = keras_model.evaluate(dataset.x_test, dataset.y_test, batch_size=batch_size, verbose=0, return_dict=True)
-    # Reported on the deployable model: gate strategies (l0) zero weights only when they are folded.
-    report = sparsity_report(type(callback).finalize(keras_model))
+    # Reported on the deployable model before its shrink: gate strategies (l0) zero weights only when folded.
+    report = sparsity_report(finalize(keras_model, shrink=False))
+    size = _shrink_summary(keras_model)
     with atomic_output(os.path.join(output, "pruned.keras"), overwrite=overwrite) as tmp:
         keras_model.save(tmp)
     summary = {
         "model": model, "strategy": strategy, "strategy_config": callback.get_config(),
         "data": dataset.name, "epochs": epochs, "batch_size": batch_size,
         "test_accuracy": float(metrics.get("accuracy", float("nan"))), "history": callback.history,
-        "sparsity": report.to_dict(),
+        "sparsity": report.to_dict(), "shrink": size, "strategy_sparsity": float(callback.current_sparsity()),
     }
     write_text(os.path.join(output, "report.json"), json.dumps(summary, indent=2, default=str))
     write_text(os.path.join(output, "report.md"), _markdown(summary, report))
     plots.sparsity_plot(callback.history, report, os.path.join(output, "sparsity.png"), title=f"{strategy} on {keras_model.name}")
-    return PruneResult(output, strategy, summary["test_accuracy"], report.sparsity, report)
+    return PruneResult(output, strategy, summary["test_accuracy"], report.sparsity, report, size,
+                       summary["strategy_sparsity"])
+
+
+def _shrink_summary(model):
+    """MACs and parameters before and after `tfsparse.finalize` (which removes zero channels); `None` if subclassed."""
+    if not is_graph_model(model):
+        return None
+    before, after = flops(finalize(model, shrink=False)), flops(finalize(model))
+    return {"macs": before.macs, "params": before.params, "shrunk_macs": after.macs, "shrunk_params": after.params}
+
+
+def _describe_shrink(size) -> str:
+    if not size or size["shrunk_params"] == size["params"]:
+        return ""
+    return (f"\nexported size (zero channels removed): {size['shrunk_macs']:,} of {size['macs']:,} MACs "
+            f"({size['shrunk_macs'] / max(size['macs'], 1):.1%}), {size['shrunk_params']:,} of {size['params']:,} "
+            "parameters")
 
 
 def _markdown(summary, report) -> str:
     return (
         f"# Pruning report\n\nModel `{summary['model']}`, strategy `{summary['strategy']}`, "
         f"data `{summary['data']}`, {summary['epochs']} epochs.\n\n"
-        f"- test accuracy: {summary['test_accuracy']:.4f}\n- sparsity of prunable weights: {report.sparsity:.2%}\n\n"
+        f"- test accuracy: {summary['test_accuracy']:.4f}\n- sparsity of prunable weights: {report.sparsity:.2%}"
+        f"{_describe_shrink(summary['shrink']).replace(chr(10), chr(10) + '- ')}\n\n"
         f"![sparsity](sparsity.png)\n\n```\n{report}\n```\n"
     )
 
