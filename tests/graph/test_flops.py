@@ -2,6 +2,7 @@
 
 import keras
 import pytest
+from subclassed_model import built_subclassed_model
 
 import tfsparse
 from tfsparse.graph.cost import FlopsReport
@@ -130,19 +131,7 @@ def test_report_prints_and_serializes():
 
 
 def test_rejects_subclassed_and_unbuilt_models():
-    class Sub(keras.Model):
-        def __init__(self):
-            super().__init__()
-            self.dense = L.Dense(2)
-
-        def build(self, input_shape):
-            self.dense.build(input_shape)
-
-        def call(self, x):
-            return self.dense(x)
-
-    model = Sub()
-    model.build((None, 3))
+    model = built_subclassed_model()
     with pytest.raises(ValueError, match="subclassed model"):
         tfsparse.flops(model)
     with pytest.raises(ValueError, match="not built"):

@@ -6,6 +6,7 @@ import keras
 import numpy as np
 import pytest
 from channel_zeroing import randomize_batch_norm, zero_channels
+from subclassed_model import built_subclassed_model
 
 import tfsparse
 from tfsparse.graph import plan_shrink, shrink
@@ -173,18 +174,8 @@ def test_shrink_of_a_reloaded_model_saves_loads_and_converts(tmp_path):
 
 
 def test_a_subclassed_model_is_refused_with_guidance():
-    class Net(keras.Model):
-        def __init__(self):
-            super().__init__()
-            self.fc = L.Dense(2)
-
-        def call(self, x):
-            return self.fc(x) if x.shape[-1] else x
-
-    net = Net()
-    net(np.ones((1, 3), "float32"))
     with pytest.raises(ValueError, match="Weight-level strategies"):
-        shrink(net)
+        shrink(built_subclassed_model())
 
 
 def test_tfsparse_shrink_is_the_graph_shrink_and_finalize_applies_it():

@@ -3,6 +3,7 @@
 import keras
 import numpy as np
 import pytest
+from subclassed_model import built_subclassed_model
 
 import tfsparse
 from tfsparse.graph import handlers, register_handler, trace
@@ -309,19 +310,7 @@ def test_register_handler_rejects_bad_arguments(own_handlers, layer_cls, handler
 
 
 def test_subclassed_model_is_refused_with_a_pointer_to_weight_level_strategies():
-    class Sub(keras.Model):
-        def __init__(self):
-            super().__init__()
-            self.dense = L.Dense(2)
-
-        def build(self, input_shape):
-            self.dense.build(input_shape)
-
-        def call(self, x):
-            return self.dense(x)
-
-    model = Sub()
-    model.build((None, 3))
+    model = built_subclassed_model()
     with pytest.raises(ValueError, match="subclassed model") as error:
         trace(model)
     assert "Weight-level strategies" in str(error.value)
