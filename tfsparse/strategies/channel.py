@@ -9,10 +9,10 @@ removed channels, dropping its lowest-scored channels by `criterion`
 that makes its value (filters, bias, BatchNormalization gamma and beta,
 depthwise kernels), so it is exactly zero downstream and stays removed;
 `finalize` (`tfsparse.finalize`, which shrinks last) then removes it
-physically (`tfsparse.graph.shrink`). The stem's
-input channels and the classifier's output units are never pruned (the
-graph blocks model inputs and outputs), nor is a group the graph cannot
-prune (see `tfsparse inspect --channels`).
+physically (`tfsparse.graph.shrink`). The stem's input channels and the
+classifier's output units are never pruned (the graph blocks model inputs
+and outputs), nor is a group the graph cannot prune (see
+`tfsparse inspect --channels`).
 
 Channel counts:
 - `scope="layer"`: each group keeps `size * (1 - sparsity)` channels;
