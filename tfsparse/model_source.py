@@ -40,6 +40,9 @@ def load_keras_file(path, *, compile=True):
     if not zipfile.is_zipfile(path):
         raise _invalid(path, "the file is not a valid .keras archive (corrupt or another format).")
     import tfsparse.layers  # noqa: F401  (registers tfsparse layers for loading)
+    from tfsparse import registry
+
+    registry.list_strategies(check=True)  # imports the plugins, which register their layers (a broken one is skipped)
 
     try:
         return keras.models.load_model(path, compile=compile)

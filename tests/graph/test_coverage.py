@@ -55,7 +55,10 @@ def test_prune_half_the_channels_shrink_and_convert(name, tmp_path):
     model = MODELS[name]()
     graph = tfsparse.graph.trace(model)
     reasons = {group.blocked for group in graph.groups if not group.prunable}
-    assert reasons <= {"a model input", "a model output"} | {r for r in reasons if "Normalization" in r}
+    # Only the stem's input, the classifier's outputs (also when a softmax layer follows them) and normalizations
+    # over the channel axis stay; everything else in these models is prunable.
+    allowed = {"a model input", "a model output"}
+    assert reasons <= allowed | {r for r in reasons if "Normalization" in r or "mixes the channels (softmax)" in r}
     randomize_batch_norm(model)
     removed = zero_channels(model, 0.5)
     assert len(removed) == len(graph.prunable())
