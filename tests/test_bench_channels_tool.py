@@ -3,24 +3,7 @@
 import types
 
 import pytest
-
-
-def _table(text, header_start, keys):
-    """`{tuple of the `keys` cells: {column: cell}}` of the markdown table whose header starts with `header_start`."""
-    lines = text.splitlines()
-    start = next(i for i, line in enumerate(lines) if line.startswith(header_start))
-    columns = [cell.strip() for cell in lines[start].strip("|").split("|")]
-    rows = {}
-    for line in lines[start + 2:]:
-        if not line.startswith("|"):
-            break
-        row = dict(zip(columns, [cell.strip() for cell in line.strip("|").split("|")], strict=True))
-        rows[tuple(row[key] for key in keys)] = row
-    return rows
-
-
-def _percent(cell):
-    return float(cell.rstrip("%")) / 100
+from markdown_table import markdown_table, percent
 
 
 def _fake_deployment(arm):
@@ -36,7 +19,7 @@ def test_deployment_table_says_when_the_emulator_is_missing():
 
     settings = {"resnet_width": 1.0}
     text = "\n".join(bench_channels.deployment_table([_fake_deployment(bench_channels.NOT_INSTALLED)], settings))
-    rows = _table(text, "| model | channel reduction |", ("model", "channel reduction"))
+    rows = markdown_table(text, "| model | channel reduction |", key=lambda cells: (cells[0], cells[1]))
     pruned = rows[("ResNet-style 1", "50.0%")]
     assert pruned["MACs ratio"] == "0.250" and pruned[".tflite ratio"] == "0.300"
     assert pruned["x86 ms, pruned / dense"] == "0.5 / 1"
@@ -88,7 +71,7 @@ def test_quick_run_writes_the_section(tmp_path, capsys):
     assert [line for line in text.splitlines() if line.startswith("### ")] == [
         "### Size and latency", "### Accuracy on Fashion-MNIST"]
 
-    size = _table(text, "| model | channel reduction |", ("model", "channel reduction"))
+    size = markdown_table(text, "| model | channel reduction |", key=lambda cells: (cells[0], cells[1]))
     models = ("MobileNet-V2-style 0.35", "ResNet-style 0.5")
     assert set(size) == {(model, reduction) for model in models for reduction in ("0% (dense)", "50.0%")}
     for model in models:
@@ -96,7 +79,7 @@ def test_quick_run_writes_the_section(tmp_path, capsys):
         assert 0.2 < float(pruned["MACs ratio"]) < 0.35  # about (1 - 0.5)^2 between two pruned layers
         assert float(pruned["params ratio"]) < 0.5
         assert int(pruned[".tflite bytes"]) < 0.5 * int(dense[".tflite bytes"])
-        assert abs(_percent(pruned["removed channels"]) - 0.5) <= 0.01
+        assert abs(percent(pruned["removed channels"]) - 0.5) <= 0.01
         assert 0 < float(pruned["x86 latency ratio"]) < 2
         pruned_ms, dense_ms = (float(v) for v in pruned["x86 ms, pruned / dense"].split(" / "))
         assert 0 < pruned_ms and 0 < dense_ms
@@ -106,13 +89,13 @@ def test_quick_run_writes_the_section(tmp_path, capsys):
             assert 0 < float(arm) < 1  # 4x fewer MACs is faster under the emulator
             float(pruned["arm-emu time / MACs reduction"])
 
-    accuracy = _table(text, "| model | criterion |", ("model", "criterion", "channel reduction"))
+    accuracy = markdown_table(text, "| model | criterion |", key=lambda cells: (cells[0], cells[1], cells[2]))
     expected = {(model, name, "-") for model in models for name in ("dense (start of every run)",
                                                                      "dense + same epochs")}
     expected |= {(models[0], "l1", "50.0%")} | {(models[1], c, "50.0%") for c in bench_channels.CRITERIA}
     assert set(accuracy) == expected
     for key, row in accuracy.items():
-        assert 0.0 <= _percent(row["test accuracy"]) <= 1.0
+        assert 0.0 <= percent(row["test accuracy"]) <= 1.0
         assert row["Δ vs dense + same epochs"].endswith(" pp")
         if key[2] == "50.0%":
             assert row["MACs ratio"] == size[(key[0], "50.0%")]["MACs ratio"]  # same kept counts, every criterion

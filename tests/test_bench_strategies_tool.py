@@ -1,26 +1,9 @@
 """`tools/bench_strategies.py --quick` end to end with gmp and nm (slow, about 2 minutes on 2 cores)."""
 
 import pytest
+from markdown_table import markdown_table, percent
 
 pytestmark = pytest.mark.slow
-
-
-def _table(text, header_start):
-    """`{first cell: {column: cell}}` of the markdown table whose header starts with `header_start`."""
-    lines = text.splitlines()
-    start = next(i for i, line in enumerate(lines) if line.startswith(header_start))
-    columns = [cell.strip() for cell in lines[start].strip("|").split("|")]
-    rows = {}
-    for line in lines[start + 2:]:
-        if not line.startswith("|"):
-            break
-        cells = [cell.strip() for cell in line.strip("|").split("|")]
-        rows[cells[0]] = dict(zip(columns, cells, strict=True))
-    return rows
-
-
-def _percent(cell):
-    return float(cell.split("%")[0]) / 100
 
 
 def test_quick_run_writes_the_section_rows_and_plot(tmp_path, capsys):
@@ -39,22 +22,22 @@ def test_quick_run_writes_the_section_rows_and_plot(tmp_path, capsys):
     assert "![Test accuracy vs sparsity](strategies.png)" in text
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
-    rows = _table(text, "| strategy | target |")
+    rows = markdown_table(text, "| strategy | target |")
     assert set(rows) == {"dense (start of every run)", "dense + same epochs", "gmp", "nm 2:4"}
     gmp, nm = rows["gmp"], rows["nm 2:4"]
-    assert _percent(gmp["target"]) == pytest.approx(0.75)
-    assert abs(_percent(gmp["measured sparsity"]) - 0.75) <= 0.01
-    assert abs(_percent(gmp["zero 1x1 weights"]) - 0.75) <= 0.01
+    assert percent(gmp["target"]) == pytest.approx(0.75)
+    assert abs(percent(gmp["measured sparsity"]) - 0.75) <= 0.01
+    assert abs(percent(gmp["zero 1x1 weights"]) - 0.75) <= 0.01
     assert nm["measured sparsity"] == "50.0% (weights)"
     assert nm["zero 1x1 weights"] == "50.0%"
     for row in rows.values():
-        assert 0.0 <= _percent(row["test accuracy"]) <= 1.0
+        assert 0.0 <= percent(row["test accuracy"]) <= 1.0
         assert row["Δ vs dense + same epochs"].endswith(" pp")
     assert rows["dense + same epochs"]["Δ vs dense + same epochs"] == "+0.00 pp"
     for row in (gmp, nm):
         assert float(row["train step vs dense"].split("x")[0]) > 0
 
-    timing = _table(text, "| strategy (timed config) |")
+    timing = markdown_table(text, "| strategy (timed config) |")
     assert set(timing) == {"dense", "gmp (target 0.75)", "nm (2:4)"}
     assert "total" in capsys.readouterr().out
 

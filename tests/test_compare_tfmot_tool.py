@@ -12,28 +12,11 @@ import pytest
 
 from tools import compare_tfmot
 from tools.compare_tfmot import Run
+from markdown_table import markdown_table, percent
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 HAS_TFMOT = all(importlib.util.find_spec(n) for n in ("tf_keras", "tensorflow_model_optimization"))
 needs_tfmot = pytest.mark.skipif(not HAS_TFMOT, reason="the compare extra (tf_keras, tfmot) is not installed")
-
-
-def _table(text, header_start, key=lambda cells: cells[0]):
-    """`{key(cells): {column: cell}}` of the markdown table whose header starts with `header_start`."""
-    lines = text.splitlines()
-    start = next(i for i, line in enumerate(lines) if line.startswith(header_start))
-    columns = [cell.strip() for cell in lines[start].strip("|").split("|")]
-    rows = {}
-    for line in lines[start + 2:]:
-        if not line.startswith("|"):
-            break
-        cells = [cell.strip() for cell in line.strip("|").split("|")]
-        rows[key(cells)] = dict(zip(columns, cells, strict=True))
-    return rows
-
-
-def _percent(cell):
-    return float(cell.split("%")[0]) / 100
 
 
 def _ratio(cell):
@@ -150,7 +133,7 @@ def test_render_gives_both_sides_with_mean_and_spread():
     text = compare_tfmot.render(**_fake())
     assert "Measured with `python tools/compare_tfmot.py --widths=1.0` (12 min in all)" in text
     assert "all 10000 test images" in text and "step 200, masks updated every 10 steps" in text
-    rows = _table(text, "| width | run |", key=lambda cells: cells[1])
+    rows = markdown_table(text, "| width | run |", key=lambda cells: cells[1])
     assert set(rows) == {"dense (start of every run)", "tfsparse: dense + same epochs", "tfmot: dense + same epochs",
                          "tfsparse GMP 50.0%", "tfsparse GMP 90.0%", "tfmot GMP 50.0%", "tfmot GMP 90.0%"}
     ours, theirs = rows["tfsparse GMP 90.0%"], rows["tfmot GMP 90.0%"]
@@ -162,14 +145,14 @@ def test_render_gives_both_sides_with_mean_and_spread():
     assert rows["tfmot GMP 50.0%"]["linter: fires (pooled 1x1 zeros)"] == "no (50.0%)"
     assert ours["emulated aarch64 latency vs dense"] == "0.300x (0.300x-0.300x)"
     assert ours["sparse path observed"] == "yes" and rows["tfsparse GMP 50.0%"]["sparse path observed"] == "no"
-    timing = _table(text, "| width | side |", key=lambda cells: cells[1])
+    timing = markdown_table(text, "| width | side |", key=lambda cells: cells[1])
     assert timing["tfsparse"]["ratio to own dense, median (min-max)"] == "1.100x (1.000x-1.200x)"
     assert timing["tfmot"]["dense step (own framework), median"] == "285.0 ms (tf_keras)"
-    layers = _table(text, "| layer | tfsparse | tfmot |")
+    layers = markdown_table(text, "| layer | tfsparse | tfmot |")
     assert set(layers) == {"block1_pw", "block2_pw"} and layers["block1_pw"]["tfmot"] == "90.0%"
     assert "All 3 other kernels (stem, depthwise, classifier) are dense on both sides." in text
     assert "within 2.0e-06" in text and "At a target of 2/3 or less XNNPACK runs dense" in text
-    frontier = _table(text, "| family | width |", key=lambda cells: (cells[0], cells[1], cells[2]))
+    frontier = markdown_table(text, "| family | width |", key=lambda cells: (cells[0], cells[1], cells[2]))
     assert frontier[("dense", "0.5", "0%")]["matching sparsity"] == "82.0%"
     assert frontier[("tfsparse (latency-matched run)", "1", "82.0%")]["emulated latency vs dense 1"] == "0.400x"
     assert "![Accuracy vs emulated latency](docs/frontier.png)" in text
@@ -179,7 +162,7 @@ def test_render_without_the_emulator_says_what_was_not_measured():
     text = compare_tfmot.render(**_fake(emulated=False))
     assert "not measured (the emulated aarch64 runtime is not set up" in text
     assert "Frontier: not measured (it needs the emulated aarch64 runtime)." in text
-    rows = _table(text, "| width | run |", key=lambda cells: cells[1])
+    rows = markdown_table(text, "| width | run |", key=lambda cells: cells[1])
     assert rows["tfmot GMP 90.0%"]["emulated aarch64 latency vs dense"] == "-"
     assert rows["tfmot GMP 90.0%"]["sparse path observed"] == "-"
 
@@ -248,22 +231,22 @@ def test_quick_run_writes_the_section(tmp_path, capsys):
     text = output.read_text(encoding="utf-8")
     assert "## Core\nkept\n" in text and f"## {compare_tfmot.SECTION}\n" in text
     assert "python tools/compare_tfmot.py --quick" in text
-    rows = _table(text, "| width | run |", key=lambda cells: cells[1])
+    rows = markdown_table(text, "| width | run |", key=lambda cells: cells[1])
     assert set(rows) == {"dense (start of every run)", "tfsparse: dense + same epochs", "tfmot: dense + same epochs",
                          "tfsparse GMP 75.0%", "tfmot GMP 75.0%"}
     dense_bytes = int(rows["dense (start of every run)"]["`.tflite` bytes"].replace(",", ""))
     for row in rows.values():
-        assert 0.0 <= _percent(row["test accuracy, mean (min-max)"]) <= 1.0
+        assert 0.0 <= percent(row["test accuracy, mean (min-max)"]) <= 1.0
     for name in ("tfsparse", "tfmot"):
         row = rows[f"{name} GMP 75.0%"]
-        assert abs(_percent(row["1x1 sparsity reached"]) - 0.75) <= 0.01
+        assert abs(percent(row["1x1 sparsity reached"]) - 0.75) <= 0.01
         assert int(row["`.tflite` bytes"].replace(",", "")) < 0.6 * dense_bytes
         assert row["linter: fires (pooled 1x1 zeros)"].startswith("yes")
-    timing = _table(text, "| width | side |", key=lambda cells: cells[1])
+    timing = markdown_table(text, "| width | side |", key=lambda cells: cells[1])
     assert set(timing) == {"tfsparse", "tfmot"}
     assert all(_ratio(row["ratio to own dense, median (min-max)"]) > 0 for row in timing.values())
-    layers = _table(text, "| layer | tfsparse | tfmot |")
-    assert len(layers) == 13 and all(abs(_percent(r[s]) - 0.75) <= 0.01 for r in layers.values()
+    layers = markdown_table(text, "| layer | tfsparse | tfmot |")
+    assert len(layers) == 13 and all(abs(percent(r[s]) - 0.75) <= 0.01 for r in layers.values()
                                       for s in ("tfsparse", "tfmot"))
     if status().ready:
         for name in ("tfsparse", "tfmot"):
@@ -271,6 +254,6 @@ def test_quick_run_writes_the_section(tmp_path, capsys):
             assert 0 < _ratio(row["emulated aarch64 latency vs dense"]) < 1 and row["sparse path observed"] == "yes"
         assert "### Frontier" in text and "![Accuracy vs emulated latency](frontier.png)" in text
         assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-        frontier = _table(text, "| family | width |", key=lambda cells: (cells[0], cells[1]))
+        frontier = markdown_table(text, "| family | width |", key=lambda cells: (cells[0], cells[1]))
         assert ("dense", "0.125") in frontier and ("dense", "0.25") in frontier
     assert "total" in capsys.readouterr().out
