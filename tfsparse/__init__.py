@@ -33,6 +33,7 @@ _LAZY = {
     "inspect_tflite": "tfsparse.deploy",
     "flops": "tfsparse.graph.cost",
     "shrink": "tfsparse.graph",
+    "recalibrate": "tfsparse.recalibration",
 }
 _SUBMODULES = ("masks", "schedules", "data", "registry", "selection", "prunable", "strategies", "bench", "deploy",
                "xnnpack", "layers", "graph")

@@ -134,7 +134,7 @@ def rebuild(model, *, clone_layer=None, call_layer=None, layer_weights=None, inp
     pairs = []
     new_model = _rebuild(model, clone_layer, call_layer, pairs, input_shape)
     for original, clone in pairs:
-        if clone.built:
+        if isinstance(clone, keras.layers.Layer) and clone.built:
             clone.set_weights(layer_weights(original, clone) if layer_weights else original.get_weights())
     return new_model
 
