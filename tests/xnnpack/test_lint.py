@@ -29,7 +29,7 @@ def test_eligible_mobilenet_v1_fires(tmp_path):
     report = _export(mobilenet_v1(), tmp_path, "xnnpack")
     assert report.fires, report.reasons
     roles = {v.role for v in report.ops}
-    assert {"stem", "sparse 1x1", "depthwise", "end"} <= roles
+    assert {"stem", "sparse 1x1", "depthwise", "pool"} <= roles
     assert report.pooled_sparsity == pytest.approx(0.9, abs=0.01)
     assert "FIRES" in str(report) and report.to_dict()["fires"] is True
 

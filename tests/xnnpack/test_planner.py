@@ -24,7 +24,7 @@ def test_eligible_mobilenet_v1_roles_and_sparse_layers():
     roles = {plan.name: plan.role for plan in report.layers}
     assert roles["stem_conv"] == "stem" and roles["stem_pad"] == "before"
     assert roles["block2_pad"] == "pad" and roles["block2_dw"] == "depthwise" and roles["stem_bn"] == "folded"
-    assert roles["pool"] == "end" and roles["logits"] == "after"
+    assert roles["pool"] == "pool" and roles["logits"] == "after"
     assert not any(plan.in_region for plan in report.layers if plan.role in ("before", "after"))
 
 

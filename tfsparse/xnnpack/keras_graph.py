@@ -2,7 +2,9 @@
 
 Gives the operations of a functional (or built Sequential) model in
 topological order with, for each, the operations feeding it and fed by it,
-and the shapes of its first call.
+and the shapes of its first call. Nested Functional and Sequential models are
+expanded in place: their layers appear in the graph, fed by the outer layers
+that feed the nested model, and feeding the outer layers it feeds.
 
 Example:
 
@@ -20,39 +22,43 @@ import collections
 
 import keras
 
+from tfsparse.graph_insert import functional_view, is_graph_model
+
 
 class KerasGraph:
     """Producers and consumers between the operations of a Keras model."""
 
-    def __init__(self, operations):
+    def __init__(self, operations, edges=None):
         self.operations = list(operations)
         self.producers = collections.defaultdict(list)
         self.consumers = collections.defaultdict(list)
-        members = set(map(id, self.operations))
-        for operation in self.operations:
-            for node in getattr(operation, "_inbound_nodes", []):
-                for tensor in node.input_tensors:
-                    source = tensor._keras_history.operation
-                    if id(source) in members and source not in self.producers[operation]:
-                        self.producers[operation].append(source)
-                        self.consumers[source].append(operation)
+        if edges is None:
+            members = set(map(id, self.operations))
+            edges = [(tensor._keras_history.operation, operation) for operation in self.operations
+                     for node in getattr(operation, "_inbound_nodes", []) for tensor in node.input_tensors
+                     if id(tensor._keras_history.operation) in members]
+        for source, operation in edges:
+            if source not in self.producers[operation]:
+                self.producers[operation].append(source)
+                self.consumers[source].append(operation)
 
     @classmethod
     def of(cls, model) -> "KerasGraph":
-        """The graph of a functional model, or of a Sequential one built with an `Input`.
+        """The graph of a functional model, or of a Sequential one built with an `Input`, nested models expanded.
 
         Raises:
             ValueError: for a subclassed model, or a Sequential one without inputs.
         """
         inner = getattr(model, "_functional", None) if isinstance(model, keras.Sequential) else model
-        operations = getattr(inner, "operations", None) if inner is not None else None
-        if operations is None or not hasattr(inner, "inputs"):
+        if inner is None or getattr(inner, "operations", None) is None or not hasattr(inner, "inputs"):
             raise ValueError(
                 "Invalid value received for argument `model`. Expected a functional keras.Model or a "
                 "Sequential model that starts with keras.Input(...), whose layer graph can be read; a "
                 f"subclassed model has no such graph. Received: model={getattr(model, 'name', model)!r}"
             )
-        return cls(operations)
+        operations, edges = [], []
+        _expand(functional_view(model), {}, operations, edges)
+        return cls(operations, edges)
 
     def layer(self, name):
         """The operation called `name`."""
@@ -70,3 +76,31 @@ class KerasGraph:
     def output_shape(operation):
         """Shape of the first output of the operation's first call."""
         return tuple(operation._inbound_nodes[0].outputs[0].shape)
+
+
+def _expand(graph, sources, operations, edges):
+    """Adds `graph`'s operations and edges; `sources` maps its input tensors to outer producers.
+
+    Returns `{id(output tensor): producing operation}` for the outputs of `graph`.
+    """
+    producer = dict(sources)
+    nodes = [node for depth in sorted(graph._nodes_by_depth, reverse=True) for node in graph._nodes_by_depth[depth]]
+    for node in nodes:
+        operation = node.operation
+        if operation is None or node.is_input:
+            continue
+        inputs = [producer.get(id(t)) for t in node.input_tensors]
+        if is_graph_model(operation):
+            inner = functional_view(operation)
+            inner_sources = {id(t): source for t, source in zip(keras.tree.flatten(inner.inputs), inputs)
+                             if source is not None}
+            made = _expand(inner, inner_sources, operations, edges)
+            for outer, inner_output in zip(node.outputs, keras.tree.flatten(inner.outputs)):
+                producer[id(outer)] = made.get(id(inner_output))
+            continue
+        if operation not in operations:
+            operations.append(operation)
+        edges.extend((source, operation) for source in inputs if source is not None)
+        for tensor in node.outputs:
+            producer[id(tensor)] = operation
+    return {id(t): producer.get(id(t)) for t in keras.tree.flatten(graph.outputs)}

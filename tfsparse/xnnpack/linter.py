@@ -45,7 +45,7 @@ class OpVerdict:
 
     index: int
     op: str
-    role: str  # stem, sparse 1x1, depthwise, elementwise, pad, end, outside
+    role: str  # stem, sparse 1x1, depthwise, elementwise, pad, pool, end, after, outside
     problems: list = dataclasses.field(default_factory=list)
 
 
@@ -150,8 +150,13 @@ def _region_problems(graph, op):
         problems = []
         for t in op.inputs:
             shape, value = graph.shape(t), graph.constant(t)
-            if value is not None and value.ndim > 1:
-                problems.append(f"{op.name} constant operand must be a scalar or 1D (is {tuple(shape)})")
+            if value is not None and sum(int(d) != 1 for d in shape) > 1:
+                problems.append(f"{op.name} constant operand must be a scalar or a vector along one axis "
+                                f"(is {tuple(shape)})")
+            elif value is not None and op.name == "MUL" and len(shape) == 0:
+                problems.append("MUL by a 0-D constant (e.g. hard_sigmoid's 1/6 on a squeeze-and-excitation gate) "
+                                "keeps XNNPACK off its sparse path (observed on emulated aarch64): fold the scale into "
+                                "the next convolution (tfsparse.xnnpack.make_compatible does it)")
             elif value is None and len(shape) != 4:
                 problems.append(f"{op.name} needs 4D tensors (is {len(shape)}D)")
         return "elementwise", problems
@@ -160,12 +165,20 @@ def _region_problems(graph, op):
     if op.name == "MEAN":
         axes = graph.constant(op.inputs[1])
         if axes is not None and sorted(int(a) % 4 for a in axes.ravel()) == [1, 2]:
-            return "end", []
+            return "pool", []
         return "end", ["MEAN must average over the two spatial axes"]
     if op.name == "DEPTH_TO_SPACE":
         return "end", []
+    if _pooled(graph, op):
+        return "after", []  # the classifier head: the region hands over to NHWC after the pooling
     return "outside", [f"{op.name} cannot run in XNNPACK's sparse (NCHW) region; the region must end with "
                        "GlobalAveragePooling2D (MEAN) before it"]
+
+
+def _pooled(graph, op) -> bool:
+    """Whether `op` takes a pooled tensor (1x1 spatial, or not 4D): the region has ended before it."""
+    shape = tuple(graph.shape(op.inputs[0]))
+    return len(shape) != 4 or shape[1:3] == (1, 1)
 
 
 def _model_reasons(graph):
@@ -206,7 +219,7 @@ def _walk_region(graph, stem):
                     pooled[0] += int(weight.size - (weight != 0).sum())
                     pooled[1] += int(weight.size)
                 sparse_encoded |= graph.weight_is_sparse_encoded(op.inputs[1])
-            if role not in ("end", "outside"):
+            if role not in ("end", "outside", "after"):
                 queue.extend(op.outputs)
     return verdicts, pooled, sparse_encoded
 
@@ -241,7 +254,7 @@ def lint(path) -> LintReport:
     ops = [OpVerdict(stem.index, stem.name, "stem")] + [verdicts[i] for i in sorted(verdicts)]
     broken = [f"op {v.index} {v.op}: {p}" for v in ops for p in v.problems]
     reasons += broken
-    if not any(v.role == "end" and not v.problems for v in ops):
+    if not any(v.role in ("end", "pool") and not v.problems for v in ops):
         reasons.append("the region never ends in a spatial MEAN (GlobalAveragePooling2D) or DEPTH_TO_SPACE")
     if not params:
         reasons.append("the region has no 1x1 convolution to run sparse")

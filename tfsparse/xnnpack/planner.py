@@ -36,7 +36,10 @@ import math
 import keras
 import numpy as np
 
+from keras.src.ops import numpy as numpy_ops
+
 from tfsparse import masks
+from tfsparse.xnnpack.compatible.gate_scale import scalar_factor
 from tfsparse.xnnpack.keras_graph import KerasGraph
 from tfsparse.xnnpack.macs import amdahl_bound, layer_macs
 
@@ -44,6 +47,11 @@ L = keras.layers
 #: Activations XNNPACK's sparse path runs (fused or as elementwise ops).
 ACTIVATIONS = {"linear", "relu", "relu6", "sigmoid", "hard_sigmoid", "hard_silu", "hard_swish", "silu", "swish",
                "elu", "leaky_relu"}
+#: `keras.ops` elementwise operations (`x + 3.0`, `x * y`) the region runs as ADD/MUL.
+ELEMENTWISE_OPS = (numpy_ops.Add, numpy_ops.Subtract, numpy_ops.Multiply)
+SCALE_FIX = ("XNNPACK's sparse path rejects the MUL by a 0-D constant the converter keeps for it (observed on emulated "
+             "aarch64): fold the scale into the next convolution; tfsparse.xnnpack.make_compatible(model) does it for "
+             "squeeze-and-excitation gates")
 PAD_FIX = "use ZeroPadding2D(1) + padding='valid', or tfsparse.xnnpack.make_compatible(model)"
 PASSTHROUGH = (L.Dropout, L.SpatialDropout2D, L.GaussianNoise, L.GaussianDropout, L.ActivityRegularization,
                L.Identity)
@@ -58,7 +66,7 @@ class LayerPlan:
 
     name: str
     type: str
-    role: str  # before, stem, sparse 1x1, depthwise, elementwise, pad, folded, passthrough, end, after, outside
+    role: str  # before, stem, sparse 1x1, depthwise, elementwise, pad, folded, passthrough, pool, end, after, outside
     problems: list = dataclasses.field(default_factory=list)
     macs: int = 0
 
@@ -183,6 +191,22 @@ def _depthwise_problems(graph, layer):
     return _activation_problems(layer)
 
 
+def _on_pooled_map(graph, layer) -> bool:
+    """Whether `layer` takes a pooled tensor (1x1 spatial, or no spatial axes): the region has ended before it."""
+    shape = graph.input_shape(layer)
+    return len(shape) != 4 or tuple(shape[1:3]) == (1, 1)
+
+
+def _scale_problems(graph, layer):
+    """A constant scale whose MUL XNNPACK rejects: kept by the converter unless only convolutions consume it."""
+    consumers = graph.consumers[layer]
+    if consumers and all(isinstance(c, L.Conv2D) for c in consumers):
+        return []  # the converter folds the scale into the convolution
+    if isinstance(layer, L.Activation) or getattr(layer, "activation", None) is not None:
+        return [f"hard_sigmoid's scale (1/6) on a gate: {SCALE_FIX}"]
+    return [f"multiplies by a scalar constant: {SCALE_FIX}"]
+
+
 def _region_role(graph, layer):
     """(role, problems) of a layer fed by the region."""
     if getattr(layer, "data_format", "channels_last") == "channels_first":
@@ -205,23 +229,33 @@ def _region_role(graph, layer):
         return "folded", []
     if isinstance(layer, PASSTHROUGH):
         return "passthrough", []
-    if isinstance(layer, ELEMENTWISE):
+    if isinstance(layer, L.GlobalAveragePooling2D):
+        height, width = graph.input_shape(layer)[1:3]
+        if height == 1 and width == 1:
+            return "end", ["the feature map is 1x1 at GlobalAveragePooling2D, so the converter folds the MEAN away "
+                           "and the region never ends: keep at least a 2x2 map (fewer stride-2 layers or larger inputs)"]
+        return "pool", []
+    if isinstance(layer, L.Reshape) and _on_pooled_map(graph, layer) and tuple(layer.target_shape)[:2] == (1, 1):
+        return "passthrough", []  # GlobalAveragePooling2D + Reshape((1, 1, C)): the converter keeps the MEAN's dims
+    if isinstance(layer, numpy_ops.Multiply) and scalar_factor(layer._inbound_nodes[0]) is not None:
+        return "elementwise", _scale_problems(graph, layer)
+    if isinstance(layer, (*ELEMENTWISE, *ELEMENTWISE_OPS)):
         return "elementwise", []
     if isinstance(layer, L.ReLU):
         plain = float(layer.negative_slope) == 0 and float(layer.threshold) == 0
         if plain and layer.max_value in (None, 6.0):
             return "elementwise", []
         return "elementwise", ["ReLU with a threshold, slope or max_value other than 6 is not supported: use ReLU(6)"]
-    if isinstance(layer, (L.Activation, L.ELU, L.LeakyReLU)):
+    if isinstance(layer, L.Activation) and getattr(layer.activation, "__name__", "") == "hard_sigmoid":
+        return "elementwise", _scale_problems(graph, layer)
+    if isinstance(layer, (L.Activation, L.ELU, L.LeakyReLU)) and not _on_pooled_map(graph, layer):
         return "elementwise", _activation_problems(layer)
+    if isinstance(layer, (L.Activation, L.ELU, L.LeakyReLU)) and not _activation_problems(layer):
+        return "elementwise", []
     if isinstance(layer, L.UpSampling2D) and layer.interpolation == "bilinear":
         return "elementwise", []
-    if isinstance(layer, L.GlobalAveragePooling2D):
-        height, width = graph.input_shape(layer)[1:3]
-        if height == 1 and width == 1:
-            return "end", ["the feature map is 1x1 at GlobalAveragePooling2D, so the converter folds the MEAN away "
-                           "and the region never ends: keep at least a 2x2 map (fewer stride-2 layers or larger inputs)"]
-        return "end", []
+    if _on_pooled_map(graph, layer):
+        return "after", []  # the classifier head: XNNPACK's region hands over to NHWC at the pooling
     return "outside", [f"{type(layer).__name__} cannot run in XNNPACK's sparse (NCHW) region: end the region with "
                        "GlobalAveragePooling2D before it"]
 
@@ -234,7 +268,7 @@ def _walk_region(graph, stem):
         if layer.name in roles:
             continue
         roles[layer.name] = _region_role(graph, layer)
-        if roles[layer.name][0] not in ("end", "outside"):
+        if roles[layer.name][0] not in ("end", "outside", "after"):
             queue.extend(graph.consumers[layer])
     return roles
 
@@ -297,7 +331,7 @@ def check(model, sparsity=None) -> PlanReport:
         if layer.name in roles:
             role, problems = roles[layer.name]
             seen_stem |= role == "stem"
-            ended |= role == "end"
+            ended |= role in ("end", "pool")
         else:
             role, problems = ("after" if seen_stem else "before"), []
         plans.append(LayerPlan(layer.name, type(layer).__name__, role, list(problems), layer_macs(layer)))
