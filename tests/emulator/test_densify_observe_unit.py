@@ -41,3 +41,28 @@ def test_observe_not_eligible_without_sparse_weights(tiny_tflite):
     observation = observe(tiny_tflite)
     assert not observation.eligible and not observation.fired
     assert observation.reason == "not eligible: no sparse-encoded weights"
+
+
+def test_constant_outputs_make_the_observation_inconclusive(tmp_path, monkeypatch):
+    """An untrained network whose outputs do not depend on the input cannot show which kernels ran."""
+    import base64
+
+    from tfsparse.emulator import bench_runner
+
+    path = tmp_path / "sparse.tflite"
+    path.write_bytes(_sparse_mlp_content(tmp_path))
+
+    def fake_run(paths, **kwargs):
+        array = np.full((1, 10), 0.1, np.float32)
+        out = {"dtype": array.dtype.str, "shape": [1, 10], "sha256": "same",
+               "base64": base64.b64encode(array.tobytes()).decode()}
+        return {"runtime": "fake", "models": [{"outputs": [out]}, {"outputs": [out]}]}
+
+    monkeypatch.setattr(bench_runner, "run_emulated", fake_run)
+    observation = observe(str(path))
+    assert observation.eligible and not observation.fired and not observation.conclusive
+    assert observation.reason.startswith("inconclusive: the outputs are constant")
+    assert "tfsparse.recalibrate" in observation.reason
+    from tfsparse.emulator.observation import Observation
+
+    assert Observation.from_dict(observation.to_dict()) == observation

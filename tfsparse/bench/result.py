@@ -144,7 +144,7 @@ class BenchResult:
                 difference = ("" if observation.max_abs_diff is None else
                               f" by {observation.max_abs_diff:.2g}")
                 parts.append(f"{label} fired (outputs differ from its dense twin{difference})")
-            elif observation.eligible:
+            elif observation.eligible and observation.conclusive:
                 parts.append(f"{label} not taken (outputs bit-identical to its dense twin)")
             else:
                 parts.append(f"{label} {observation.reason}")

@@ -47,6 +47,10 @@ class Observation:
             `max_abs_diff` against (`None` when not run).
         sparse_tensors: Names of its sparse-encoded tensors.
         runtime: The emulated runtime that ran it.
+        conclusive: `False` when the outputs could not show it: bit-identical
+            outputs that are also constant (an untrained network whose
+            activations vanish gives the same output for any input, whichever
+            kernels ran).
     """
 
     path: str
@@ -57,6 +61,7 @@ class Observation:
     output_scale: float | None = None
     sparse_tensors: tuple = ()
     runtime: str | None = None
+    conclusive: bool = True
 
     def to_dict(self) -> dict:
         """The observation as a JSON-compatible dict."""
@@ -111,6 +116,22 @@ def compare_outputs(sparse_outputs, dense_outputs) -> tuple:
     return identical, largest, scale
 
 
+def outputs_are_constant(outputs) -> bool:
+    """Whether every output tensor holds a single repeated value (so outputs cannot tell kernels apart).
+
+    Example:
+
+    >>> import base64, numpy as np
+    >>> from tfsparse.emulator.observation import outputs_are_constant
+    >>> def out(values):
+    ...     array = np.asarray(values, np.float32)
+    ...     return {"dtype": array.dtype.str, "shape": list(array.shape), "base64": base64.b64encode(array.tobytes()).decode()}
+    >>> outputs_are_constant([out([0.1, 0.1, 0.1])]), outputs_are_constant([out([0.1, 0.2])])
+    (True, False)
+    """
+    return all(np.unique(_array(output)).size <= 1 for output in outputs)
+
+
 def observe(path, *, threads=1, seed=0, cache_dir=None, timeout=600) -> Observation:
     """Runs `path` and its dense twin under emulation and tells whether the sparse path fired.
 
@@ -152,6 +173,12 @@ def observe(path, *, threads=1, seed=0, cache_dir=None, timeout=600) -> Observat
                               timeout=timeout)
     identical, largest, scale = compare_outputs(report["models"][0]["outputs"], report["models"][1]["outputs"])
     count = f"{len(names)} sparse-encoded tensor{'s' if len(names) != 1 else ''}"
+    if identical and outputs_are_constant(report["models"][1]["outputs"]):
+        reason = (f"inconclusive: the outputs are constant ({count}), the same for any input whichever kernels run "
+                  "(e.g. an untrained network whose activations vanish): recalibrate it (tfsparse.recalibrate) or "
+                  "train it, then observe again, or compare timings")
+        return Observation(path, eligible=True, fired=False, reason=reason, max_abs_diff=largest, output_scale=scale,
+                           sparse_tensors=names, runtime=report.get("runtime"), conclusive=False)
     if identical:
         reason = (f"sparse path not taken: outputs bit-identical to the dense twin ({count}); check the "
                   "XNNPACK rules in shared/design/xnnpack-sparse.md (symmetric padding, batch 1, >2/3 zeros "
