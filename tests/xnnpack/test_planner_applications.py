@@ -131,3 +131,17 @@ def test_the_linter_refuses_a_mul_by_a_0d_constant_and_accepts_it_after_make_com
     assert not before.fires and any("MUL by a 0-D constant" in reason for reason in before.reasons), before.reasons
     assert after.fires, after.reasons
     assert {"pool", "after"} <= {op.role for op in after.ops}
+
+
+def test_a_wrongly_padded_stem_still_lets_the_plan_list_every_other_problem():
+    inputs = keras.Input((32, 32, 3))
+    x = L.Conv2D(16, 3, strides=2, padding="same", name="stem")(inputs)
+    x = L.DepthwiseConv2D(5, strides=2, name="dw5")(L.ZeroPadding2D(((1, 2), (1, 2)))(x))
+    x = _se(L.Conv2D(32, 1, name="pw")(x), lambda s: L.ReLU(6.0)(s + 3.0) * (1.0 / 6.0))
+    model = keras.Model(inputs, L.GlobalAveragePooling2D()(L.Conv2D(8, 1, name="project")(x)))
+    reasons = check(model, sparsity=0.9).reasons
+    assert [reason.split(":")[0] for reason in reasons] == ["stem", "dw5", "multiply"], reasons
+    assert "ZeroPadding2D(2)" in reasons[1]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert check(tfsparse.xnnpack.make_compatible(model), sparsity=0.9).fires

@@ -187,7 +187,8 @@ def _depthwise_problems(graph, layer):
     padding = _padding(graph, layer)
     if padding != (kernel[0] // 2,) * 4:
         kind = f"stride-{stride[0]} DepthwiseConv2D with padding='{layer.padding}'"
-        return [f"{kind} pads {padding} (top, bottom, left, right), not {kernel[0] // 2} on every side: {PAD_FIX}"]
+        fix = PAD_FIX.replace("ZeroPadding2D(1)", f"ZeroPadding2D({kernel[0] // 2})")
+        return [f"{kind} pads {padding} (top, bottom, left, right), not {kernel[0] // 2} on every side: {fix}"]
     return _activation_problems(layer)
 
 
@@ -323,7 +324,9 @@ def check(model, sparsity=None) -> PlanReport:
     _check_sparsity(sparsity)
     graph = KerasGraph.of(model)
     stem, stem_problems = _find_stem(graph)
-    roles = _walk_region(graph, stem) if stem is not None and not stem_problems else {}
+    # A stem that is only padded wrong still starts the region: list what else breaks it, so one plan shows every fix.
+    walkable = stem is not None and all(problem.startswith("stem padding") for problem in stem_problems)
+    roles = _walk_region(graph, stem) if walkable else {}
     if stem is not None:
         roles[stem.name] = ("stem", stem_problems)
     plans, seen_stem, ended = [], False, False
