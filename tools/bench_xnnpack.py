@@ -54,9 +54,9 @@ from tfsparse.outputs import check_output_path
 from tfsparse.strategies.gmp import GMP
 
 try:  # imported from the repository root (pytest, `python -m tools.bench_xnnpack`)
-    from tools.benchmarks_md import BENCHMARKS, encoding_limit, read_section, subsections, write_section
+    from tools.benchmarks_md import BENCHMARKS, parse_list, encoding_limit, read_section, subsections, write_section
 except ImportError:  # run as `python tools/bench_xnnpack.py`: tools/ is on sys.path
-    from benchmarks_md import BENCHMARKS, encoding_limit, read_section, subsections, write_section
+    from benchmarks_md import BENCHMARKS, parse_list, encoding_limit, read_section, subsections, write_section
 
 SECTION = "XNNPACK sparse speedup on emulated aarch64"
 #: --models key -> (builder file, label).
@@ -91,14 +91,7 @@ def _log(message):
 
 
 def _parse_list(text, kind, name):
-    try:
-        values = [kind(v) for v in text.split(",") if v.strip()]
-    except ValueError:
-        values = []
-    if not values:
-        raise argparse.ArgumentTypeError(f"--{name} expects a comma-separated list, e.g. {DEFAULTS.get(name, '0,0.9')}; "
-                                         f"received {text!r}")
-    return values
+    return parse_list(text, kind, name, DEFAULTS.get(name, '0,0.9'))
 
 
 def build(key, size, width):

@@ -32,6 +32,7 @@ new
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import os
 import re
@@ -138,3 +139,14 @@ def encoding_limit(kernels) -> EncodingLimit:
         dense += size
         sparse += min(size, count * (FLOAT32_BYTES + index_bytes(kernel.shape[-2] if kernel.ndim > 1 else kernel.size)))
     return EncodingLimit(nonzeros, dense, sparse)
+
+
+def parse_list(text, kind, name, example):
+    """`text` split at commas into `kind` values, for an argparse option `--name` (`example` shows the form)."""
+    try:
+        values = [kind(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        values = []
+    if not values:
+        raise argparse.ArgumentTypeError(f"--{name} expects a comma-separated list, e.g. {example}; received {text!r}")
+    return values

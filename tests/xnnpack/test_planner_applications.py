@@ -145,3 +145,14 @@ def test_a_wrongly_padded_stem_still_lets_the_plan_list_every_other_problem():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         assert check(tfsparse.xnnpack.make_compatible(model), sparsity=0.9).fires
+
+
+def test_policy_xnnpack_warns_when_region_convolutions_are_frozen():
+    inner = _model(lambda x: x)
+    for layer in inner.layers:
+        if layer.name == "expand":
+            layer.trainable = False
+    gmp = tfsparse.get_strategy("gmp")(target_sparsity=0.9, end_step=4, policy="xnnpack")
+    with pytest.warns(UserWarning, match=r"1 of the 2 1x1 convolutions XNNPACK runs sparse are frozen.*expand"):
+        chosen = gmp.select(inner)
+    assert [w.layer.name for w in chosen] == ["project"]

@@ -288,7 +288,7 @@ def _find_stem(graph):
 def _pooled_sparsity(layers) -> float:
     zeros = total = 0
     for layer in layers:
-        values = keras.ops.convert_to_numpy(layer.kernel)
+        values = np.array(layer.kernel.numpy())
         if masks.has_mask(layer.kernel):
             values = values * keras.ops.convert_to_numpy(masks.get_mask(layer.kernel))
         zeros += int(values.size - np.count_nonzero(values))

@@ -82,4 +82,22 @@ def xnnpack_weights(model, candidates):
             f"convolutions XNNPACK runs sparse ({', '.join(plan.sparse_layers)}): widen `layers`/`exclude` or "
             "leave them unset. Received: policy='xnnpack'"
         )
+    _warn_if_frozen(model, plan, chosen)
     return chosen
+
+
+def _warn_if_frozen(model, plan, chosen):
+    """Warns about frozen 1x1 kernels of the region: they are not pruned, yet XNNPACK pools their zeros."""
+    from tfsparse.prunable import iter_layers
+
+    sparse = set(plan.sparse_layers)
+    frozen = [layer.name for layer in iter_layers(model) if layer.name in sparse and not layer.kernel.trainable]
+    if frozen:
+        warnings.warn(
+            f"policy='xnnpack': {len(frozen)} of the {len(sparse)} 1x1 convolutions XNNPACK runs sparse are frozen "
+            f"(trainable=False) and will not be pruned ({', '.join(frozen[:5])}{', ...' if len(frozen) > 5 else ''}); "
+            "XNNPACK pools the zeros of all of them, so the path may not fire. Set `layer.trainable = True` on "
+            "each of them (for a nested backbone, on its layers) before fitting.",
+            UserWarning,
+            stacklevel=4,
+        )
