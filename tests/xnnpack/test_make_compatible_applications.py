@@ -162,7 +162,6 @@ def test_squeeze_excitation_gate_scale_is_folded_into_the_projection(gate):
     plan = check(compatible, sparsity=0.9)
     assert plan.fires, plan.reasons
     assert {"expand", "reduce", "excite", "project"} == set(plan.sparse_layers)  # XNNPACK pools the SE convs too
-    compatible.save_weights  # noqa: B018  (a plain Keras model)
 
 
 def test_a_gate_scale_with_a_non_linear_consumer_is_not_folded():

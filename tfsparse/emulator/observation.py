@@ -117,7 +117,8 @@ def compare_outputs(sparse_outputs, dense_outputs) -> tuple:
 
 
 def outputs_are_constant(outputs) -> bool:
-    """Whether every output tensor holds a single repeated value (so outputs cannot tell kernels apart).
+    """Whether every output tensor of more than one value holds a single repeated value (so outputs cannot tell
+    kernels apart); `False` when no output has more than one value.
 
     Example:
 
@@ -126,10 +127,11 @@ def outputs_are_constant(outputs) -> bool:
     >>> def out(values):
     ...     array = np.asarray(values, np.float32)
     ...     return {"dtype": array.dtype.str, "shape": list(array.shape), "base64": base64.b64encode(array.tobytes()).decode()}
-    >>> outputs_are_constant([out([0.1, 0.1, 0.1])]), outputs_are_constant([out([0.1, 0.2])])
-    (True, False)
+    >>> outputs_are_constant([out([0.1, 0.1, 0.1])]), outputs_are_constant([out([0.1, 0.2])]), outputs_are_constant([out([0.3])])
+    (True, False, False)
     """
-    return all(np.unique(_array(output)).size <= 1 for output in outputs)
+    arrays = [array for array in map(_array, outputs) if array.size > 1]
+    return bool(arrays) and all(np.unique(array).size <= 1 for array in arrays)
 
 
 def observe(path, *, threads=1, seed=0, cache_dir=None, timeout=600) -> Observation:
