@@ -28,9 +28,19 @@ REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 def _invalid(value, problem):
     return ValueError(
-        "Invalid value received for argument `model`. Expected a `.keras` file "
+        "Invalid value received for argument `model`. Expected a `.keras` file (or a legacy `.h5`) "
         f"or `FILE.py:FUNCTION`; {problem} Received: model={value}"
     )
+
+
+def load_h5_file(path):
+    """Loads a legacy Keras `.h5` model (e.g. a pretrained one from a package), uncompiled, with clear errors."""
+    if not os.path.isfile(path):
+        raise _invalid(path, "the file does not exist (check the path).")
+    try:
+        return keras.models.load_model(path, compile=False)
+    except Exception as error:  # h5py and Keras raise many types for bad files.
+        raise _invalid(path, f"loading it as a legacy HDF5 model failed: {error}") from error
 
 
 def load_keras_file(path, *, compile=True):
@@ -77,7 +87,7 @@ def load_builder(spec):
 
 
 def load_model_source(spec, *, input_shape=None, num_classes=None, compile=True, **builder_kwargs):
-    """Loads a `.keras` file or builds a model from `FILE.py:FUNCTION`.
+    """Loads a `.keras` file (or a legacy `.h5`, uncompiled) or builds a model from `FILE.py:FUNCTION`.
 
     Args:
         spec: The model source.
@@ -93,6 +103,8 @@ def load_model_source(spec, *, input_shape=None, num_classes=None, compile=True,
     spec = os.fspath(spec)
     if spec.endswith(".keras"):
         return load_keras_file(spec, compile=compile)
+    if spec.endswith((".h5", ".hdf5")):
+        return load_h5_file(spec)
     if ":" not in spec:
         raise _invalid(spec, "the value is neither.")
     builder = load_builder(spec)

@@ -18,6 +18,7 @@ COMMANDS = {
     "list": ("tfsparse.cli.list_command", "List registered strategies."),
     "prune": ("tfsparse.cli.prune", "Train a model with a pruning strategy."),
     "export": ("tfsparse.cli.export_command", "Export a model to .tflite."),
+    "compatible": ("tfsparse.cli.compatible_command", "Rewrite a model so XNNPACK's sparse path can run it."),
     "inspect": ("tfsparse.cli.inspect_command", "Show sparsity of a .keras or the contents of a .tflite."),
     "bench": ("tfsparse.cli.bench_command", "Benchmark one .tflite or compare two."),
     "demo": ("tfsparse.cli.demo_command", "Prune a MobileNet on Fashion-MNIST end to end."),
@@ -27,7 +28,7 @@ COMMANDS = {
 
 def usage() -> str:
     lines = ["usage: tfsparse <command> [--flags]   (tfsparse <command> --help for flags)", "", "commands:"]
-    lines += [f"  {name:<8} {text}" for name, (_, text) in COMMANDS.items()]
+    lines += [f"  {name:<10} {text}" for name, (_, text) in COMMANDS.items()]
     return "\n".join(lines)
 
 
