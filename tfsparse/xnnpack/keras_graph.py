@@ -28,15 +28,10 @@ from tfsparse.graph_insert import functional_view, is_graph_model
 class KerasGraph:
     """Producers and consumers between the operations of a Keras model."""
 
-    def __init__(self, operations, edges=None):
+    def __init__(self, operations, edges):
         self.operations = list(operations)
         self.producers = collections.defaultdict(list)
         self.consumers = collections.defaultdict(list)
-        if edges is None:
-            members = set(map(id, self.operations))
-            edges = [(tensor._keras_history.operation, operation) for operation in self.operations
-                     for node in getattr(operation, "_inbound_nodes", []) for tensor in node.input_tensors
-                     if id(tensor._keras_history.operation) in members]
         for source, operation in edges:
             if source not in self.producers[operation]:
                 self.producers[operation].append(source)

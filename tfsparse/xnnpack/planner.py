@@ -43,7 +43,7 @@ import numpy as np
 from keras.src.ops import numpy as numpy_ops
 
 from tfsparse import masks
-from tfsparse.xnnpack.compatible.gate_scale import scalar_factor
+from tfsparse.xnnpack.compatible.gate_scale import constant_scale
 from tfsparse.xnnpack.keras_graph import KerasGraph
 from tfsparse.xnnpack.macs import amdahl_bound, layer_macs
 
@@ -207,7 +207,7 @@ def _scale_problems(graph, layer):
     consumers = graph.consumers[layer]
     if consumers and all(isinstance(c, L.Conv2D) for c in consumers):
         return []  # the converter folds the scale into the convolution
-    if isinstance(layer, L.Activation) or getattr(layer, "activation", None) is not None:
+    if isinstance(layer, L.Activation):
         return [f"hard_sigmoid's scale (1/6) on a gate: {SCALE_FIX}"]
     return [f"multiplies by a scalar constant: {SCALE_FIX}"]
 
@@ -242,7 +242,7 @@ def _region_role(graph, layer):
         return "pool", []
     if isinstance(layer, L.Reshape) and _on_pooled_map(graph, layer) and tuple(layer.target_shape)[:2] == (1, 1):
         return "passthrough", []  # GlobalAveragePooling2D + Reshape((1, 1, C)): the converter keeps the MEAN's dims
-    if isinstance(layer, numpy_ops.Multiply) and scalar_factor(layer._inbound_nodes[0]) is not None:
+    if constant_scale(layer) is not None:
         return "elementwise", _scale_problems(graph, layer)
     if isinstance(layer, (*ELEMENTWISE, *ELEMENTWISE_OPS)):
         return "elementwise", []
@@ -251,12 +251,10 @@ def _region_role(graph, layer):
         if plain and layer.max_value in (None, 6.0):
             return "elementwise", []
         return "elementwise", ["ReLU with a threshold, slope or max_value other than 6 is not supported: use ReLU(6)"]
-    if isinstance(layer, L.Activation) and getattr(layer.activation, "__name__", "") == "hard_sigmoid":
-        return "elementwise", _scale_problems(graph, layer)
-    if isinstance(layer, (L.Activation, L.ELU, L.LeakyReLU)) and not _on_pooled_map(graph, layer):
-        return "elementwise", _activation_problems(layer)
-    if isinstance(layer, (L.Activation, L.ELU, L.LeakyReLU)) and not _activation_problems(layer):
-        return "elementwise", []
+    if isinstance(layer, (L.Activation, L.ELU, L.LeakyReLU)):
+        problems = _activation_problems(layer)
+        if not problems or not _on_pooled_map(graph, layer):  # a softmax on the pooled map is the head
+            return "elementwise", problems
     if isinstance(layer, L.UpSampling2D) and layer.interpolation == "bilinear":
         return "elementwise", []
     if _on_pooled_map(graph, layer):

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import warnings
 
+from tfsparse.prunable import iter_layers
 from tfsparse.xnnpack.planner import MIN_SPARSITY, check
 
 #: Values of a strategy's `policy` argument.
@@ -82,14 +83,12 @@ def xnnpack_weights(model, candidates):
             f"convolutions XNNPACK runs sparse ({', '.join(plan.sparse_layers)}): widen `layers`/`exclude` or "
             "leave them unset. Received: policy='xnnpack'"
         )
-    _warn_if_frozen(model, plan, chosen)
+    _warn_if_frozen(model, plan)
     return chosen
 
 
-def _warn_if_frozen(model, plan, chosen):
+def _warn_if_frozen(model, plan):
     """Warns about frozen 1x1 kernels of the region: they are not pruned, yet XNNPACK pools their zeros."""
-    from tfsparse.prunable import iter_layers
-
     sparse = set(plan.sparse_layers)
     frozen = [layer.name for layer in iter_layers(model) if layer.name in sparse and not layer.kernel.trainable]
     if frozen:

@@ -61,10 +61,12 @@ def scalar_factor(node):
     return float(numbers_[0]) if len(numbers_) == 1 and len(tensors) == 1 else None
 
 
-def _factor(call):
-    if isinstance(call.layer, L.Activation) and getattr(call.layer.activation, "__name__", "") == "hard_sigmoid":
+def constant_scale(operation):
+    """The constant `operation` (its first call) multiplies by: 1/6 for `Activation("hard_sigmoid")`, the number of
+    a `keras.ops` multiply by one; else `None`."""
+    if isinstance(operation, L.Activation) and getattr(operation.activation, "__name__", "") == "hard_sigmoid":
         return 1.0 / 6.0
-    return scalar_factor(call.node)
+    return scalar_factor(operation._inbound_nodes[0]) if operation._inbound_nodes else None
 
 
 def find(calls):
@@ -78,7 +80,7 @@ def find(calls):
         if len(layer_calls) != 1:
             continue
         call = layer_calls[0]
-        factor = _factor(call)
+        factor = constant_scale(call.layer)
         if factor is None or call.is_output or len(call.consumers) != 1:
             continue
         multiply = call.consumers[0]

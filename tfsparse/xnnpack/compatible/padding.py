@@ -80,14 +80,14 @@ def _pair(value):
     return tuple(value) if isinstance(value, (tuple, list)) else (value, value)
 
 
-def decide(call, pad_consumers):
+def decide(call, pad_uses):
     """A `PaddingRewrite`, a `Skip`, or `None` for one call of a convolution.
 
     Args:
         call: The `tfsparse.graph_insert.Call` of a `Conv2D`,
             `DepthwiseConv2D` or `SeparableConv2D`.
-        pad_consumers: `pad_consumers(pad_layer)` -> the number of calls that
-            take the output of a `ZeroPadding2D` (a shared one cannot change).
+        pad_uses: `{id(layer): number of uses of its outputs}` (a
+            `ZeroPadding2D` used more than once cannot change).
     """
     layer = call.layer
     kernel, strides = _pair(layer.kernel_size), _pair(layer.strides)
@@ -120,7 +120,7 @@ def decide(call, pad_consumers):
         return Skip(before, f"its dilation rate is {_pair(layer.dilation_rate)}, not 1")
     if height is None or width is None:
         return Skip(before, "its input height or width is unknown, so the output size cannot be kept")
-    if pad_layer is not None and pad_consumers(pad_layer) > 1:
+    if pad_layer is not None and pad_uses[id(pad_layer)] > 1:
         return Skip(before, f"its ZeroPadding2D {pad_layer.name!r} also feeds other layers, so it cannot change")
     padding = ((kernel[0] // 2,) * 2, (kernel[1] // 2,) * 2)
     valid = layer.__class__.from_config({**layer.get_config(), "padding": "valid"})

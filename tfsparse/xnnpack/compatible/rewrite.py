@@ -83,16 +83,15 @@ def make_compatible(model, *, return_report=False):
     _check_model(model)
     top = functional_view(model)
     calls = graph_nodes(model)
-    layer_of = {id(c.layer): c.layer for layer_calls in calls.values() for c in layer_calls}
     pad_uses = {key: sum(len(c.consumers) + c.is_output for c in layer_calls) for key, layer_calls in calls.items()}
 
     conv_rewrites, pad_paddings, changes, skipped = {}, {}, [], []
     for key, layer_calls in calls.items():
-        layer = layer_of[key]
+        layer = layer_calls[0].layer
         if not isinstance(layer, CONVOLUTIONS):
             continue
         path = _path(top, layer_calls[0])
-        decisions = [decide(call, lambda pad: pad_uses[id(pad)]) for call in layer_calls]
+        decisions = [decide(call, pad_uses) for call in layer_calls]
         skip = next((d for d in decisions if isinstance(d, Skip)), None)
         rewrites = [d for d in decisions if isinstance(d, PaddingRewrite)]
         if skip is None and rewrites and len(rewrites) != len(decisions):
@@ -109,7 +108,7 @@ def make_compatible(model, *, return_report=False):
             changes.append(Change(path, rewrite.before, rewrite.after, _how(layer, rewrite)))
 
     folds = gate_scale.find(calls)
-    dropped = {id(fold.gate): fold for fold in folds}
+    dropped = {id(fold.gate) for fold in folds}
     scales = {id(layer): fold.factor for fold in folds for layer in fold.consumers}
     for fold in folds:
         changes.append(Change(_path(top, calls[id(fold.gate)][0]), fold.factor, 1.0, _fold_how(fold), "gate scale"))
