@@ -111,6 +111,15 @@ class Strategy(keras.callbacks.Callback):
         raise NotImplementedError("Strategy subclasses implement compute_masks().")  # abstract
 
     # ------------------------------------------------------------ helpers
+    @property
+    def target_model(self):
+        """The model whose weights this strategy prunes.
+
+        `self.model` (the model `fit` runs), or the model it names as its
+        `pruning_target`: the student of a `tfsparse.Distiller`.
+        """
+        return getattr(self.model, "pruning_target", self.model)
+
     def attach(self, model):
         """Selects weights and attaches masks (from their zero patterns)."""
         check_model(model)
@@ -142,7 +151,7 @@ class Strategy(keras.callbacks.Callback):
     # ---------------------------------------------------------- callbacks
     def on_train_begin(self, logs=None):
         before = {id(v): v.constraint for v in self.model.trainable_variables}
-        self.attach(self.model)
+        self.attach(self.target_model)
         changed = any(v.constraint is not before.get(id(v)) for v in self.model.trainable_variables)
         if changed and getattr(self.model, "train_function", None) is not None:
             self.model.make_train_function(force=True)  # a step traced before would miss the mask constraints

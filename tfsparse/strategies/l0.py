@@ -295,11 +295,11 @@ class L0(Strategy):
 
     # ----------------------------------------------------------- callbacks
     def on_train_begin(self, logs=None):
-        check_model(self.model)
-        self.gates = find_gates(self.model)
+        check_model(self.target_model)
+        self.gates = find_gates(self.target_model)
         if not self.gates:
             raise _invalid("model", "a model with L0Gate layers: train the model returned by `prepare(model)`, "
-                           "or place tfsparse.layers.L0Gate layers in a subclassed model", self.model.name)
+                           "or place tfsparse.layers.L0Gate layers in a subclassed model", self.target_model.name)
         self._check_target(sum(gate.units for gate in self.gates))
         existing = [g.log_alpha.constraint for g in self.gates if isinstance(g.log_alpha.constraint, FreezeGates)]
         if existing:  # a compiled step may hold this variable: reuse it

@@ -240,7 +240,8 @@ class L1(Strategy):
 
     def attach(self, model):
         check_model(model)
-        optimizer = getattr(model, "optimizer", None)
+        trainer = self.model if self.model is not None else model  # a Distiller trains (and steps) its student
+        optimizer = getattr(trainer, "optimizer", None)
         if optimizer is None:
             raise _invalid("model", "a compiled model (the step reads its optimizer)", model.name)
         super().attach(model)

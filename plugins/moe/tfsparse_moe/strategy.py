@@ -256,7 +256,7 @@ class MoEExpertPruning(Strategy):
 
     # ----------------------------------------------------------- callbacks
     def on_train_begin(self, logs=None):
-        self.moe_layers, self.targets = self._select(self.model)
+        self.moe_layers, self.targets = self._select(self.target_model)
         self._start_step = int(keras.ops.convert_to_numpy(self.model.optimizer.iterations))
         before = {id(v): v.constraint for v in self.model.trainable_variables}
         self.weights = []
