@@ -34,6 +34,9 @@ _LAZY = {
     "flops": "tfsparse.graph.cost",
     "shrink": "tfsparse.graph",
     "recalibrate": "tfsparse.recalibration",
+    "RecalibrateBatchNorm": "tfsparse.recalibration",
+    "Distiller": "tfsparse.distillation",
+    "RecoverySchedule": "tfsparse.learning_rate",
 }
 _SUBMODULES = ("masks", "schedules", "data", "registry", "selection", "prunable", "strategies", "bench", "deploy",
                "xnnpack", "layers", "graph")
