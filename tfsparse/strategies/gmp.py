@@ -1,11 +1,16 @@
 """Gradual magnitude pruning (Zhu & Gupta 2017), registered as `gmp`.
 
 At each update step of the schedule the smallest-magnitude weights are masked
-so that the schedule's sparsity is reached: per weight (`scope="layer"`, each
-weight within one element of the target) or with one magnitude threshold
-across all selected weights (`scope="global"`). Pruned weights are exact
-zeros, so they stay the smallest and the masks only grow. After `end_step` the
-masks are frozen and training fine-tunes the remaining weights.
+so that the schedule's sparsity is reached. `scope` splits it over the
+selected weights (see `tfsparse.allocation`): `"layer"`, each weight within
+one element of the target; `"global"`, one magnitude threshold across all of
+them; `"erk"`, Erdős–Rényi-Kernel densities (small layers stay denser);
+`"latency"`, one threshold on magnitude relative to the layer over the
+layer's MACs per weight (costly layers pruned harder). The last three reach
+the pooled target exactly, each weight at most `max_layer_sparsity`. Each
+weight then keeps its largest values. Pruned weights are exact zeros, so they
+stay the smallest and the masks only grow. After `end_step` the masks are
+frozen and training fine-tunes the remaining weights.
 
 Example:
 
@@ -20,14 +25,18 @@ Example:
 
 from __future__ import annotations
 
+import numbers
+import warnings
+
 import keras
 import numpy as np
 
-from tfsparse import schedules
+from tfsparse import allocation, schedules
+from tfsparse.graph_insert import functional_view, is_graph_model
 from tfsparse.strategy import Strategy
 from tfsparse.xnnpack.policy import warn_if_not_sparse_enough
 
-SCOPES = ("layer", "global")
+SCOPES = ("layer", "global", "erk", "latency")
 
 
 def keep_largest(values, keep: int) -> np.ndarray:
@@ -57,8 +66,19 @@ class GMP(Strategy):
         power: Exponent of the polynomial schedule. Defaults to `3`.
         schedule: A `tfsparse.schedules.Schedule` instead of the arguments
             above. Defaults to `None`.
-        scope: `"layer"` (every weight reaches the target) or `"global"` (one
-            threshold across all selected weights). Defaults to `"layer"`.
+        scope: How the schedule's sparsity is split over the selected
+            weights: `"layer"` (every weight reaches it), `"global"` (one
+            magnitude threshold across them), `"erk"` (Erdős–Rényi-Kernel:
+            density proportional to `sum(shape) / prod(shape)`) or
+            `"latency"` (one threshold on `|w|` / its layer's mean `|w|`
+            over the layer's MACs per weight / the mean; layers
+            `tfsparse.flops` does not count cost 1). See
+            `tfsparse.allocation`. Defaults to `"layer"`.
+        max_layer_sparsity: Highest sparsity of any one weight, in (0, 1)
+            and at least the final sparsity; a weight that would exceed it is
+            fixed there and the others pruned harder. `None` (the default)
+            means no cap for `"layer"` and `"global"` and `0.98` for `"erk"`
+            and `"latency"`.
         **kwargs: `layers`, `exclude`, `policy`, `log_dir` of
             `tfsparse.Strategy`. With `policy="xnnpack"` a final sparsity of
             2/3 or less warns: XNNPACK would still run dense.
@@ -77,6 +97,7 @@ class GMP(Strategy):
         power=3,
         schedule=None,
         scope="layer",
+        max_layer_sparsity=None,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -114,18 +135,107 @@ class GMP(Strategy):
                 f"{SCOPES}. Received: scope={scope!r}"
             )
         self.scope = scope
+        final = self.schedule.sparsity(np.iinfo(np.int64).max)
+        self.max_layer_sparsity = _check_cap(max_layer_sparsity, scope, final)
+        self._costs = {}  # "latency": {id(variable): MACs per scalar}, set by attach()
         if self.policy == "xnnpack":
-            warn_if_not_sparse_enough(self.schedule.sparsity(np.iinfo(np.int64).max))
+            warn_if_not_sparse_enough(final)
+
+    @property
+    def _cap(self):
+        """The cap in effect: `max_layer_sparsity`, or its default for the scope."""
+        if self.max_layer_sparsity is None and self.scope in ("erk", "latency"):
+            return allocation.DEFAULT_MAX_SPARSITY
+        return self.max_layer_sparsity
+
+    def attach(self, model):
+        weights = super().attach(model)
+        if self.scope == "latency":
+            self._costs = macs_per_weight(model, weights)
+        return weights
 
     def compute_masks(self, step, weights):
         target = self.schedule.sparsity(step)
         values = [keras.ops.convert_to_numpy(w.variable.value) for w in weights]
         if self.scope == "layer":
-            return [keep_largest(v, v.size - round(target * v.size)) for v in values]
-        flat = np.concatenate([v.ravel() for v in values])
-        mask = keep_largest(flat, flat.size - round(target * flat.size))
-        splits = np.cumsum([v.size for v in values])[:-1]
-        return [m.reshape(v.shape) for m, v in zip(np.split(mask, splits), values)]
+            sparsities = allocation.uniform([v.size for v in values], target)
+        elif self.scope == "global":
+            sparsities = allocation.global_magnitude(values, target, max_sparsity=self._cap)
+        elif self.scope == "erk":
+            sparsities = allocation.erk([v.shape for v in values], target, max_sparsity=self._cap)
+        else:
+            costs = [self._costs.get(id(w.variable), 1.0) for w in weights]
+            sparsities = allocation.latency_aware(values, costs, target, max_sparsity=self._cap)
+        return [keep_largest(v, v.size - round(s * v.size)) for v, s in zip(values, sparsities)]
 
     def get_config(self):
-        return {"schedule": schedules.serialize(self.schedule), "scope": self.scope, **super().get_config()}
+        return {
+            "schedule": schedules.serialize(self.schedule),
+            "scope": self.scope,
+            "max_layer_sparsity": self.max_layer_sparsity,
+            **super().get_config(),
+        }
+
+
+def macs_per_weight(model, weights) -> dict:
+    """`{id(variable): MACs per scalar}` of each weight whose layer `tfsparse.flops` counts.
+
+    A layer's MACs (all its calls) divided by the size of its kernels (both
+    kernels of a separable convolution): a 1x1 convolution gives its output
+    height * width, a `Dense` on vectors 1. Weights of other layers, or of a
+    model that is not Sequential or Functional (with a warning), are left out.
+    """
+    from tfsparse.graph.cost import flops  # imports all of tfsparse.graph: only scope="latency" needs it
+
+    if not is_graph_model(model):
+        warnings.warn(
+            f"GMP(scope='latency'): {model.name!r} is a subclassed model, whose MACs tfsparse.flops cannot count; "
+            "every layer costs 1, so only the magnitudes relative to each layer decide.",
+            UserWarning,
+            stacklevel=2,
+        )
+        return {}
+    per_layer = flops(model).per_layer
+    names = _qualified_names(model)
+    costs = {}
+    for weight in weights:
+        macs = sum(per_layer.get(name, 0) for name in names.get(id(weight.layer), ()))
+        size = sum(int(np.prod(k.shape)) for k in _kernels(weight.layer))
+        if macs > 0 and size > 0:
+            costs[id(weight.variable)] = macs / size
+    return costs
+
+
+def _qualified_names(model, prefix="") -> dict:
+    """`{id(layer): [names]}` as `tfsparse.flops` names them (`"nested_model/layer"`)."""
+    names = {}
+    for layer in functional_view(model).layers:
+        if is_graph_model(layer):
+            for key, value in _qualified_names(layer, f"{prefix}{layer.name}/").items():
+                names.setdefault(key, []).extend(value)
+        else:
+            names.setdefault(id(layer), []).append(prefix + layer.name)
+    return names
+
+
+def _kernels(layer):
+    """The variables a layer multiplies with (what its MACs are counted over)."""
+    found = [getattr(layer, name, None) for name in ("kernel", "depthwise_kernel", "pointwise_kernel")]
+    return [k for k in found if isinstance(k, keras.Variable)]
+
+
+def _check_cap(value, scope, final):
+    """Validates `max_layer_sparsity` against the schedule's final sparsity."""
+    if value is not None and (isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0 < value < 1):
+        raise ValueError(
+            "Invalid value received for argument `max_layer_sparsity`. Expected a float in (0, 1), or None. "
+            f"Received: max_layer_sparsity={value!r}"
+        )
+    cap = allocation.DEFAULT_MAX_SPARSITY if value is None and scope in ("erk", "latency") else value
+    if cap is not None and cap < final:
+        raise ValueError(
+            "Invalid value received for argument `max_layer_sparsity`. Expected a cap >= the final sparsity "
+            f"{final}{f' (scope={scope!r} caps at {cap} when it is None)' if value is None else ''}. "
+            f"Received: max_layer_sparsity={value!r}"
+        )
+    return None if value is None else float(value)
