@@ -93,3 +93,50 @@ def test_a_model_without_batch_normalization_is_refused():
     model = keras.Sequential([keras.Input((4,)), L.Dense(2)])
     with pytest.raises(ValueError, match="has none"):
         tfsparse.recalibrate(model, np.zeros((4, 4), "float32"))
+
+
+def _pruned_fit(callbacks, validation=True, epochs=2):
+    model = _model()
+    model.compile(keras.optimizers.SGD(0.0), "mse")  # no weight moves: only the masks and the statistics change
+    x = _data(64)
+    y = np.zeros((64, 4), "float32")
+    gmp = tfsparse.get_strategy("gmp")(target_sparsity=0.75, begin_step=0, end_step=4, frequency=4, layers="pw")
+    model.fit(x, y, batch_size=16, epochs=epochs, verbose=0, callbacks=[gmp, *callbacks],
+              validation_data=(x, y) if validation else None)
+    return model, x
+
+
+def _statistics_error(model, x):
+    """|moving mean - the exact average of batch means| of bn2 (after the pruned pw)."""
+    features = keras.Model(model.input, model.get_layer("pw").output)(x).numpy()
+    expected = features.reshape(4, 16, -1, 4).mean(axis=(1, 2)).mean(0)
+    return np.abs(model.get_layer("bn2").moving_mean.numpy() - expected).max()
+
+
+def test_callback_recalibrates_when_training_ends():
+    plain, x = _pruned_fit([])
+    assert _statistics_error(plain, x) > 1e-2  # momentum 0.99: the moving statistics lag the masks
+    callback = tfsparse.RecalibrateBatchNorm(x, batch_size=16)
+    model, _ = _pruned_fit([callback], validation=False)
+    assert callback.count == 1
+    assert _statistics_error(model, x) < 1e-4
+
+
+def test_callback_recalibrates_before_validation_only_after_masks_change():
+    x = _data(64)
+    callback = tfsparse.RecalibrateBatchNorm(x, batch_size=16)
+    _pruned_fit([callback], epochs=3)  # masks change in epoch 1 (steps 0 and 4), not in epochs 2 and 3
+    assert callback.count == 2  # before the first validation, and at the end
+
+
+def test_callback_recalibrates_the_student_of_a_distiller():
+    teacher = _model()
+    student = keras.models.clone_model(teacher)
+    distiller = tfsparse.Distiller(student, teacher, alpha=1.0)
+    distiller.compile(keras.optimizers.SGD(0.0))
+    x = _data(64)
+    callback = tfsparse.RecalibrateBatchNorm(x, batch_size=16)
+    distiller.fit(x, batch_size=16, epochs=1, verbose=0, callbacks=[callback])
+    assert callback.count == 1
+    assert _statistics_error(student, x) < 1e-4
+    assert np.allclose(teacher.get_layer("bn2").moving_mean.numpy(), 0.0)  # the teacher is left alone

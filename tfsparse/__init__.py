@@ -39,7 +39,7 @@ _LAZY = {
     "RecoverySchedule": "tfsparse.learning_rate",
 }
 _SUBMODULES = ("masks", "schedules", "data", "registry", "selection", "prunable", "strategies", "bench", "deploy",
-               "xnnpack", "layers", "graph")
+               "xnnpack", "layers", "graph", "oneshot")
 
 __all__ = sorted([*_LAZY, *_SUBMODULES])
 

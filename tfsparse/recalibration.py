@@ -10,6 +10,12 @@ average over the batches. Nothing else changes: no weight is trained,
 dropout is off, and each layer's `momentum` and `trainable` flags are
 restored.
 
+`RecalibrateBatchNorm(data)` does it from `model.fit`: before every
+validation whose masks changed since the last recalibration (so validation
+scores the model you would export), and when training ends (so the trained
+model, its `.keras` file and its export carry statistics of the final
+masks).
+
 Example:
 
 >>> import keras, numpy as np, tfsparse
@@ -27,6 +33,7 @@ import contextlib
 import keras
 import numpy as np
 
+from tfsparse.calibration import check_batching, input_batches
 from tfsparse.prunable import iter_layers
 
 
@@ -49,19 +56,14 @@ def recalibrate(model, data, *, batch_size=32, steps=None):
         ValueError: if `data` is empty or not finite, `batch_size` or `steps`
             is not a positive integer, or the model has no BatchNormalization.
     """
-    for name, value in (("batch_size", batch_size), ("steps", steps)):
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
-            raise ValueError(f"Invalid value received for argument `{name}`. Expected a positive integer. "
-                             f"Received: {name}={value!r}")
+    check_batching(batch_size, steps)
     norms = [layer for layer in iter_layers(model) if isinstance(layer, keras.layers.BatchNormalization)]
     if not norms:
         raise ValueError("Invalid value received for argument `model`. Expected a model with BatchNormalization "
                          f"layers to recalibrate. Received: model={model.name!r} has none")
     count = 0
     with _batch_statistics(model, norms):
-        for batch in _batches(data, batch_size):
-            if steps is not None and count >= steps:
-                break
+        for batch in input_batches(data, batch_size, steps):
             for layer in norms:  # moving = moving * m + batch * (1 - m): m = k / (k + 1) keeps the exact average
                 layer.momentum = count / (count + 1)
             model(batch, training=True)
@@ -72,19 +74,73 @@ def recalibrate(model, data, *, batch_size=32, steps=None):
     return count
 
 
-def _batches(data, batch_size):
-    if isinstance(data, (np.ndarray, list)):
-        arrays = [np.asarray(a) for a in (data if isinstance(data, list) else [data])]
-        for array in arrays:
-            if array.dtype.kind == "f" and not np.isfinite(array).all():
-                raise ValueError("Invalid value received for argument `data`. Expected finite values; it holds NaN "
-                                 "or infinity. Clean or drop those samples.")
-        for start in range(0, len(arrays[0]), batch_size):
-            parts = [a[start:start + batch_size] for a in arrays]
-            yield parts[0] if len(parts) == 1 else parts
-        return
-    for batch in data:
-        yield batch[0] if isinstance(batch, tuple) else batch
+class RecalibrateBatchNorm(keras.callbacks.Callback):
+    """Recalibrates BatchNormalization statistics during and after `fit`.
+
+    Training-mode BatchNormalization follows pruning only slowly (its moving
+    averages lag the masks by about `1 / (1 - momentum)` steps), so a model
+    evaluated or exported right after its last mask update is normalized
+    with statistics of weights it no longer has. This callback runs
+    `tfsparse.recalibrate(model, data, ...)` (the student's, for a
+    `tfsparse.Distiller`) before each validation when any mask changed since
+    the last recalibration, and always when training ends.
+
+    Args:
+        data: Calibration inputs, as for `tfsparse.recalibrate` (a few
+            hundred training images are plenty).
+        batch_size: Batch size for array data. Defaults to `32`.
+        steps: Batches per recalibration. Defaults to `20`.
+
+    Example:
+
+    >>> import keras, numpy as np, tfsparse
+    >>> model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3), keras.layers.BatchNormalization()])
+    >>> model.compile("sgd", "mse")
+    >>> x = np.random.default_rng(0).normal(2.0, 1.0, (64, 4)).astype("float32")
+    >>> callback = tfsparse.RecalibrateBatchNorm(x, steps=2)
+    >>> _ = model.fit(x, np.zeros((64, 3)), epochs=1, verbose=0, callbacks=[callback])
+    >>> callback.count
+    1
+    """
+
+    def __init__(self, data, *, batch_size=32, steps=20):
+        super().__init__()
+        self.data, self.batch_size, self.steps = data, batch_size, steps
+        self.count = 0  # recalibrations done
+        self._masks_seen = None
+        self._training = False
+
+    def _target(self):
+        return getattr(self.model, "pruning_target", self.model)
+
+    def _mask_state(self):
+        """A fingerprint of every mask of the model: (path, zeros) pairs."""
+        from tfsparse import masks
+
+        state = []
+        for variable in self._target().weights:
+            mask = masks.get_mask(variable)
+            if mask is not None:
+                values = keras.ops.convert_to_numpy(mask.value)
+                state.append((variable.path, int(values.size - np.count_nonzero(values)), float(values.sum())))
+        return tuple(state)
+
+    def recalibrate(self):
+        recalibrate(self._target(), self.data, batch_size=self.batch_size, steps=self.steps)
+        self.count += 1
+        self._masks_seen = self._mask_state()
+
+    def on_train_begin(self, logs=None):
+        self._training = True
+        self._masks_seen = self._mask_state()
+
+    def on_test_begin(self, logs=None):
+        if self._training and self._mask_state() != self._masks_seen:
+            self.recalibrate()
+
+    def on_train_end(self, logs=None):
+        self._training = False
+        self.recalibrate()
 
 
 @contextlib.contextmanager
