@@ -39,7 +39,7 @@ _LAZY = {
     "RecoverySchedule": "tfsparse.learning_rate",
 }
 _SUBMODULES = ("masks", "schedules", "data", "registry", "selection", "prunable", "strategies", "bench", "deploy",
-               "xnnpack", "layers", "graph", "oneshot")
+               "xnnpack", "layers", "graph", "oneshot", "training", "allocation")
 
 __all__ = sorted([*_LAZY, *_SUBMODULES])
 

@@ -1,7 +1,8 @@
 """Masks as variable constraints: the core of every mask-based strategy.
 
 A mask is a non-trainable `keras.Variable` of the weight's shape holding 0s
-and 1s. The weight's `constraint` multiplies by it, and Keras 3 optimizers
+and 1s (`set_mask`; a strategy that fades weights before removing them may
+hold values in [0, 1] for a while, `set_soft_mask`). The weight's `constraint` multiplies by it, and Keras 3 optimizers
 apply `variable.constraint` after every update inside the compiled train step,
 so a masked weight stays exactly zero whatever the optimizer does (momentum,
 Adam moments, AdamW weight decay, XLA, mixed precision, accumulation).
@@ -115,6 +116,48 @@ def set_mask(variable, values) -> None:
     Raises:
         ValueError: if `variable` has no mask or the shape differs.
     """
+    _assign(variable, (np.asarray(values) != 0).astype("float32"))
+
+
+def set_soft_mask(variable, values) -> None:
+    """Sets a mask of factors in [0, 1] and multiplies the weight by it now.
+
+    For strategies that fade weights before removing them (the `channel`
+    strategy's `regularize="growing"`): a factor `d < 1` multiplies the
+    weight after every optimizer step, so it decays by `d` per step. Such a
+    strategy sets exact 0/1 masks with `set_mask` once the fade is over;
+    `set_mask` itself stays binary.
+
+    Args:
+        variable: A weight with a mask (see `attach`).
+        values: Array-like of the weight's shape, every value in [0, 1].
+
+    Raises:
+        ValueError: if `variable` has no mask, the shape differs, or a value
+            is outside [0, 1] (or not finite).
+
+    Example:
+
+    >>> import keras, numpy as np
+    >>> from tfsparse import masks
+    >>> layer = keras.layers.Dense(2, kernel_initializer="ones")
+    >>> layer.build((None, 1))
+    >>> _ = masks.attach(layer.kernel)
+    >>> masks.set_soft_mask(layer.kernel, [[1.0, 0.5]])
+    >>> layer.kernel.numpy().tolist()
+    [[1.0, 0.5]]
+    """
+    values = np.asarray(values, dtype="float32")
+    if not np.all((values >= 0) & (values <= 1)):  # also false for NaN
+        raise ValueError(
+            "Invalid value received for argument `values`. Expected factors in [0, 1]. "
+            f"Received: values with min={np.nanmin(values) if values.size else None}, "
+            f"max={np.nanmax(values) if values.size else None}"
+        )
+    _assign(variable, values)
+
+
+def _assign(variable, values) -> None:
     mask = get_mask(variable)
     if mask is None:
         raise ValueError(
@@ -122,7 +165,6 @@ def set_mask(variable, values) -> None:
             f"weight with a tfsparse mask; call `tfsparse.masks.attach` "
             f"first. Received: variable={variable.path}"
         )
-    values = (np.asarray(values) != 0).astype("float32")
     if values.shape != tuple(variable.shape):
         raise ValueError(
             f"Invalid value received for argument `values`. Expected shape "
