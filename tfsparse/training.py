@@ -63,17 +63,22 @@ def parse_strategy_args(text) -> dict:
     return result
 
 
+ALTERNATIVE_TARGETS = ("target_macs", "target_experts", "schedule")
+
+
 def make_strategy(name, *, target_sparsity=None, steps=None, **strategy_args):
     """Instantiates a registered strategy with the arguments it accepts.
 
     `target_sparsity` and `steps` (`begin_step`, `end_step`, `frequency`) are
     passed only when the strategy's constructor takes them; explicit
-    `strategy_args` win.
+    `strategy_args` win, and a target given another way in them
+    (`target_macs`, `target_experts`, `schedule`) replaces `target_sparsity`.
     """
     cls = registry.get_strategy(name)
     accepted = inspect.signature(cls.__init__).parameters
     kwargs = {}
-    if target_sparsity is not None and "target_sparsity" in accepted:
+    other_target = any(key in strategy_args for key in ALTERNATIVE_TARGETS)
+    if target_sparsity is not None and "target_sparsity" in accepted and not other_target:
         kwargs["target_sparsity"] = target_sparsity
     for key, value in (steps or {}).items():
         if key in accepted:

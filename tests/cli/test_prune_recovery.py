@@ -109,3 +109,26 @@ def test_recovery_lr_refuses_a_compiled_model(cli, bn_builder, tmp_path):
     status, _, err = cli("prune", f"--model={first / 'pruned.keras'}", "--data=digits", "--epochs=1",
                          "--recovery_lr", f"--output={tmp_path / 'second'}")
     assert status == 1 and "argument `recovery_lr`" in err and "compiled" in err
+
+
+def test_channel_with_a_mac_target_and_growing_regularization(cli, bn_builder, tmp_path):
+    out = tmp_path / "run"
+    status, stdout, err = cli("prune", f"--model={bn_builder}", "--strategy=channel", "--data=digits", "--epochs=2",
+                              "--batch_size=64", "--strategy_args=target_macs=0.6,regularize='growing',round_to=1",
+                              f"--output={out}")
+    assert status == 0, err
+    report = _report(out)
+    assert report["strategy_config"]["target_macs"] == 0.6 and report["strategy_config"]["regularize"] == "growing"
+    assert report["shrink"]["shrunk_macs"] / report["shrink"]["macs"] == pytest.approx(0.6, abs=0.05)
+
+
+def test_gmp_allocation_from_the_command_line(cli, bn_builder, tmp_path):
+    out = tmp_path / "run"
+    status, _, err = cli("prune", f"--model={bn_builder}", "--target_sparsity=0.8", "--data=digits", "--epochs=1",
+                         "--batch_size=64", "--strategy_args=scope='erk',layers='conv|pw'", f"--output={out}")
+    assert status == 0, err
+    model = keras.saving.load_model(out / "pruned.keras")
+    conv, pw = (model.get_layer(name).kernel.numpy() for name in ("conv", "pw"))
+    zeros = conv.size - np.count_nonzero(conv) + pw.size - np.count_nonzero(pw)
+    assert zeros == round(0.8 * (conv.size + pw.size))  # the pooled count is exact
+    assert 1 - np.count_nonzero(conv) / conv.size < 1 - np.count_nonzero(pw) / pw.size  # ERK: the small layer denser
