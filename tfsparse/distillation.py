@@ -16,8 +16,10 @@ Loss per batch, with temperature `T` and weight `alpha`:
 
 With `alpha=1` the labels are not needed (`fit(x)` with no `y`): the student
 only imitates the teacher (for example on unlabelled images). The teacher is
-frozen (`trainable=False`, called with `training=False`); models that end in
-a softmax are handled (their log-probabilities stand in for logits).
+frozen: the constructor sets `teacher.trainable = False` (so clone the
+student from it before, or set it back after), and it is called with
+`training=False`. Models that end in a softmax are handled (their
+log-probabilities stand in for logits).
 
 Example:
 
@@ -80,7 +82,8 @@ class Distiller(keras.Model):
         student: The model to train (and prune); a `keras.Model` with one
             output of class scores (logits or softmax probabilities).
         teacher: The model to imitate, usually the dense model the student
-            started from; frozen. Its output shape must match the student's.
+            started from; frozen here (`teacher.trainable = False`). Its
+            output shape must match the student's.
         alpha: Weight of the distillation term, in [0, 1]; `1` means no
             label loss (labels optional). Defaults to `0.5`.
         temperature: Softmax temperature `T > 0` of the distillation term.

@@ -180,6 +180,7 @@ class Runner(Bench):
 
         model = keras.models.clone_model(self.dense)
         model.set_weights(self.dense.get_weights())
+        model.trainable = True  # the dense model is frozen once it has been a Distiller's teacher
         return model
 
     def steps(self):
