@@ -1,4 +1,4 @@
-"""`tfsparse.layers.L0Gate` and folding gates into weights (`tfsparse.l0_fold`)."""
+"""`tfsparse.layers.L0Gate` and folding gates into weights (`tfsparse.strategies.l0.fold`)."""
 
 import math
 import os
@@ -9,8 +9,8 @@ import pytest
 import tensorflow as tf
 
 import tfsparse
-from tfsparse.l0_fold import fold_l0_gates
 from tfsparse.layers import L0Gate
+from tfsparse.strategies.l0.fold import fold_l0_gates
 
 L = keras.layers
 SHIFT = (2 / 3) * math.log(0.1 / 1.1)  # beta * log(-gamma / zeta)

@@ -303,7 +303,7 @@ def test_auto_scale_keeps_log_alpha_and_predictions_and_a_slow_fixed_scale_warns
     slow = L0(target_sparsity=0.25, end_step=50, frequency=5, log_alpha_scale=1.0)
     model = slow.prepare(mlp)
     model.compile(keras.optimizers.Adam(1e-3), SCE)
-    with mock.patch("tfsparse.strategies.l0.logging.warning") as warning:
+    with mock.patch("tfsparse.strategies.l0.strategy.logging.warning") as warning:
         model.fit(x[:32], y[:32], batch_size=32, epochs=1, verbose=0, callbacks=[slow])
     message = warning.call_args_list[0].args[0] % warning.call_args_list[0].args[1:]
     assert "few or no gates will close" in message and "log_alpha_scale=200" in message
@@ -311,7 +311,7 @@ def test_auto_scale_keeps_log_alpha_and_predictions_and_a_slow_fixed_scale_warns
 
 
 def test_freezing_never_closes_the_last_open_gate_of_a_layer():
-    from tfsparse.strategies.l0 import _close_lowest
+    from tfsparse.strategies.l0.strategy import _close_lowest
 
     log_alpha = [np.array([-9.0, -8.0, -7.0]), np.array([0.0, 1.0, 2.0, 3.0])]
     closed = _close_lowest(log_alpha, 4)  # the 4 lowest are -9, -8, -7, 0: layer 0 would have none open

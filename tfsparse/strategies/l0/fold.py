@@ -19,14 +19,15 @@ cannot be folded exactly and stays in the model; it computes the same
 deterministic `z` at inference, and the log names it.
 
 `tfsparse.finalize` (and so `tfsparse.export`) applies `fold_l0_gates`: it
-is registered as the finalizer `"l0_gates"` when `tfsparse.layers` is
-imported, which every model containing an `L0Gate` has done.
+is registered as the finalizer `"l0_gates"` when `tfsparse.strategies.l0`
+(which `tfsparse.layers` imports) is imported, which every model containing
+an `L0Gate` has done.
 
 Example:
 
 >>> import keras, numpy as np
 >>> from tfsparse.layers import L0Gate
->>> from tfsparse.l0_fold import fold_l0_gates
+>>> from tfsparse.strategies.l0.fold import fold_l0_gates
 >>> gate = L0Gate(log_alpha_initializer=keras.initializers.Constant([-5.0, 0.0, 5.0]), name="gate")
 >>> model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3, name="fc"), gate])
 >>> folded, report = fold_l0_gates(model, return_report=True)
@@ -47,7 +48,7 @@ from absl import logging
 
 from tfsparse.deploy.finalize import register_finalizer
 from tfsparse.graph_insert import graph_nodes, is_graph_model, rebuild
-from tfsparse.layers.l0_gate import L0Gate
+from tfsparse.strategies.l0.gate import L0Gate
 
 L = keras.layers
 

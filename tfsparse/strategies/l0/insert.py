@@ -9,19 +9,20 @@ or unit. Where it goes:
   `beta - mean * gamma / std`;
 - otherwise right after the layer's linear part: the layer's activation moves
   into the gate (`activation(z * x)`), so the gate folds exactly into the
-  kernel and bias (`tfsparse.l0_fold`). The activation must map 0 to 0 (relu,
-  tanh, gelu, swish...; not sigmoid or softplus), and so must an activation
-  layer right after; no BatchNormalization may follow.
+  kernel and bias (`tfsparse.strategies.l0.fold`). The activation must map 0
+  to 0 (relu, tanh, gelu, swish...; not sigmoid or softplus), and so must an
+  activation layer right after; no BatchNormalization may follow.
 
-By default every Dense and convolution layer (see `tfsparse.l0_fold.GATEABLE`)
-is gated except the last ones before the model's outputs (gating logits rarely
-makes sense), and layers that cannot take a gate are skipped (logged). With
-`layers=...` every selected layer must take one, or a `ValueError` says why.
+By default every Dense and convolution layer (see
+`tfsparse.strategies.l0.fold.GATEABLE`) is gated except the last ones before
+the model's outputs (gating logits rarely makes sense), and layers that cannot
+take a gate are skipped (logged). With `layers=...` every selected layer must
+take one, or a `ValueError` says why.
 
 Example:
 
 >>> import keras
->>> from tfsparse.l0_insert import insert_gates
+>>> from tfsparse.strategies.l0.insert import insert_gates
 >>> inputs = keras.Input((8, 8, 3))
 >>> x = keras.layers.Conv2D(4, 3, name="conv")(inputs)
 >>> x = keras.layers.BatchNormalization(name="bn")(x)
@@ -40,10 +41,10 @@ from absl import logging
 from keras import ops
 
 from tfsparse.graph_insert import Call, functional_view, graph_nodes, is_graph_model, rebuild
-from tfsparse.l0_fold import GATEABLE, channel_axis, gateable_names
-from tfsparse.layers.l0_gate import L0Gate, _invalid, check_activation, check_log_alpha_scale
 from tfsparse.prunable import _layer_weights, check_model, iter_layers
 from tfsparse.selection import select_weights
+from tfsparse.strategies.l0.fold import GATEABLE, channel_axis, gateable_names
+from tfsparse.strategies.l0.gate import L0Gate, _invalid, check_activation, check_log_alpha_scale
 
 _ACTIVATION_LAYERS = (keras.layers.Activation, keras.layers.ReLU, keras.layers.LeakyReLU, keras.layers.ELU,
                       keras.layers.Softmax)
