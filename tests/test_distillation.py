@@ -59,6 +59,7 @@ def test_teacher_never_trains_and_student_learns_the_teacher(classification_data
     distiller = tfsparse.Distiller(student, teacher, alpha=1.0, temperature=1.0)
     distiller.compile(keras.optimizers.Adam(1e-2))
     start = float(distillation_loss(teacher(x), student(x), 1.0))
+    assert teacher.trainable is False and not teacher.trainable_weights  # frozen by the constructor
     distiller.fit(x, epochs=40, verbose=0)  # no labels at alpha=1
     for old, new in zip(before, teacher.get_weights()):
         np.testing.assert_array_equal(old, new)

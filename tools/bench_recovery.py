@@ -180,7 +180,8 @@ class Runner(Bench):
 
         model = keras.models.clone_model(self.dense)
         model.set_weights(self.dense.get_weights())
-        model.trainable = True  # the dense model is frozen once it has been a Distiller's teacher
+        for layer in model.layers:  # the dense model is frozen once it has been a Distiller's teacher
+            layer.trainable = True
         return model
 
     def steps(self):
@@ -193,8 +194,9 @@ class Runner(Bench):
 
         import tfsparse
 
-        if recipe.rewind:
-            return tfsparse.RecoverySchedule.fit_to(self.steps(), total_steps=self.total, peak_rate=1e-3)
+        if recipe.rewind:  # one-shot pruning ends at step 0: the rewind comes at once
+            steps = {"end_step": 0} if recipe.oneshot else self.steps()
+            return tfsparse.RecoverySchedule.fit_to(steps, total_steps=self.total, peak_rate=1e-3)
         return keras.optimizers.schedules.CosineDecay(5e-4, self.total, alpha=0.05)
 
     def strategy(self, recipe, model):
@@ -295,6 +297,36 @@ def latency(runner, runs=5):
 
 
 FRONTIER_WIDTHS = (0.75, 0.5, 0.35)
+BUDGETS = (3,)  # fine-tuning epochs of the budget stage (seed 0 only)
+BUDGET_RECIPES = (DENSE, GMP, ALL)
+
+
+def budget_runners(runner):
+    """Runners with the same dense start and data, and the longer fine-tuning budgets."""
+    result = []
+    for epochs in BUDGETS:
+        other = Runner.__new__(Runner)
+        other.__dict__.update(runner.__dict__)
+        other.finetune_epochs, other.total = epochs, runner.steps_per_epoch() * epochs
+        result.append(other)
+    return result
+
+
+def _budget_lines(runner):
+    lines = ["", "### Longer fine-tuning (seed 0 only: no claim of a difference)", "",
+             "The same recipes with more fine-tuning epochs (pruning still over the first 2/3 of the steps).", "",
+             "| fine-tuning epochs | dense + same epochs | GMP as before | Δ | all (after recalibration) | Δ |",
+             "|---|---|---|---|---|---|"]
+    rows = 0
+    for other in [runner, *budget_runners(runner)]:
+        found = [_seeds(other, recipe, 1) for recipe in BUDGET_RECIPES]
+        if not all(found):
+            continue
+        dense, gmp, best = found[0][0]["accuracy"], found[1][0]["accuracy"], found[2][0]["accuracy_recalibrated"]
+        lines.append(f"| {other.finetune_epochs} | {dense:.2%} | {gmp:.2%} | {(gmp - dense) * 100:+.2f} pp | "
+                     f"{best:.2%} | {(best - dense) * 100:+.2f} pp |")
+        rows += 1
+    return lines if rows > 1 else []
 
 
 def _seeds(runner, recipe, seeds):
@@ -344,7 +376,7 @@ def render(runner, seeds, command, minutes):
         "cosine to 1%). Distillation: `tfsparse.Distiller(student, dense, alpha=0.5, temperature=4)`. "
         "Allocation: `scope=` of GMP (uniform = every layer at the target; `erk`, `latency`: pooled 1x1 "
         "sparsity still exactly the target, each layer capped at 98%). One-shot: `tfsparse.oneshot.prune` on "
-        "1,024 training images, masks then fixed. Recalibration: `tfsparse.recalibrate` on 2,048 training "
+        "1,024 training images, masks then fixed (its rewind is at step 0: cosine from 0.001 over all steps). Recalibration: `tfsparse.recalibrate` on 2,048 training "
         "images after training (both accuracies shown for every run).",
         "",
         "### GMP at 90% of the 1x1 weights: ablation",
@@ -388,6 +420,7 @@ def render(runner, seeds, command, minutes):
                      f"{recal - base_mean:+.2f} pp | {_mean(r['macs'] for r in rows) / dense_macs:.3f} | "
                      f"{_mean(r['seconds'] for r in rows):.0f} s |")
     lines += _frontier_lines(runner, seeds, base_mean)
+    lines += _budget_lines(runner)
     return "\n".join(lines) + "\n"
 
 
@@ -468,7 +501,8 @@ def main(argv=None):
     parser.add_argument("--workdir", default="/tmp/tfsparse_bench_recovery")
     parser.add_argument("--stages", default="dense,ablation,channel,frontier,latency,write",
                         help="comma-separated: dense (also trains the --widths), ablation, channel, frontier, "
-                             "latency (emulated aarch64), write (the BENCHMARKS.md section)")
+                             "latency (emulated aarch64), budget (longer fine-tuning, seed 0), write (the "
+                             "BENCHMARKS.md section)")
     parser.add_argument("--dense_epochs", type=int, default=10)
     parser.add_argument("--finetune_epochs", type=int, default=1)
     parser.add_argument("--width", type=float, default=1.0, help="width of the pruned model")
@@ -479,13 +513,16 @@ def main(argv=None):
     parser.add_argument("--test_limit", type=int, default=None, help="test images (default: all)")
     parser.add_argument("--output", default=BENCHMARKS, help="the markdown file to write")
     parser.add_argument("--quick", action="store_true", help=f"a smoke run: {QUICK}")
+    parser.add_argument("--as_run", default=None,
+                        help="how the stored results were produced (when run in several invocations), for the text")
     args = parser.parse_args(argv)
     if args.quick:
         for key, value in QUICK.items():
             setattr(args, key, value)
     log = lambda m: print(m, flush=True)  # noqa: E731
     stages = [stage for stage in args.stages.split(",") if stage]
-    recipes = {"dense": (), "ablation": ABLATION, "channel": CHANNEL, "frontier": FRONTIER, "latency": (), "write": ()}
+    recipes = {"dense": (), "ablation": ABLATION, "channel": CHANNEL, "frontier": FRONTIER, "latency": (), "write": (),
+               "budget": ()}
     for stage in stages:
         if stage not in recipes:
             parser.error(f"--stages: unknown stage {stage!r}; expected some of {', '.join(recipes)}")
@@ -499,8 +536,12 @@ def main(argv=None):
     for stage in stages:
         if stage == "latency":
             latency(runner)
+        if stage == "budget":
+            for other in budget_runners(runner):
+                for recipe in BUDGET_RECIPES:
+                    other.run(recipe, 0)
         if stage == "write":
-            command = "python tools/bench_recovery.py" + ("" if argv is None else " " + " ".join(argv))
+            command = args.as_run or " ".join(["python tools/bench_recovery.py", *(argv or [])])
             minutes = sum(r.get("seconds", 0) for r in runner.results.values() if isinstance(r, dict)) / 60
             write_section(SECTION, render(runner, args.seeds, command, minutes), path=args.output)
             runner.log(f"wrote the {SECTION!r} section of {args.output}")
