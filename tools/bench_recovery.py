@@ -160,6 +160,7 @@ ABLATION = (
 )
 CHANNEL = (
     Recipe("channel l1, abrupt, cosine (as before)", kind="channel", target=0.5),
+    Recipe("channel l1, abrupt + distillation + rewinding", kind="channel", target=0.5, distill=True, rewind=True),
     Recipe("channel l1, growing regularization + distillation + rewinding", kind="channel", target=0.5,
            distill=True, rewind=True, regularize="growing"),
 )
