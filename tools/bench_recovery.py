@@ -164,7 +164,8 @@ CHANNEL = (
     Recipe("channel l1, growing regularization + distillation + rewinding", kind="channel", target=0.5,
            distill=True, rewind=True, regularize="growing"),
 )
-FRONTIER = tuple(Recipe(f"all at {s:.0%}", target=s, distill=True, rewind=True) for s in (0.8, 0.95))
+FRONTIER = (*(Recipe(f"all at {s:.0%}", target=s, distill=True, rewind=True) for s in (0.8, 0.95)),
+            *(Recipe(f"all + ERK at {s:.0%}", target=s, distill=True, rewind=True, scope="erk") for s in (0.8, 0.95)))
 
 
 class Runner(Bench):
@@ -280,7 +281,7 @@ def latency(runner, runs=5):
     reference = export(runner.dense, "dense_w1.tflite", "dense")
     models = {f"dense width {w:g}": (runner.train_dense(w, runner.dense_epochs + runner.finetune_epochs)[0], "dense")
               for w in FRONTIER_WIDTHS}
-    for recipe in (ALL, *FRONTIER):
+    for recipe in LATENCY_RECIPES:
         models[recipe.name] = (runner.run(recipe, 0)[1], "xnnpack")
     for name, (model, target) in models.items():
         key = f"latency/{name}/e{runner.finetune_epochs}"
@@ -298,6 +299,9 @@ def latency(runner, runs=5):
 
 
 FRONTIER_WIDTHS = (0.75, 0.5, 0.35)
+ALL_ERK = next(recipe for recipe in ABLATION if recipe.name == "all + ERK")
+LATENCY_RECIPES = (ALL, *FRONTIER, ALL_ERK,
+                   *(recipe for recipe in ABLATION if recipe.scope in ("erk", "latency") and not recipe.distill))
 BUDGETS = (3,)  # fine-tuning epochs of the budget stage (seed 0 only)
 BUDGET_RECIPES = (DENSE, GMP, ALL)
 
@@ -461,7 +465,7 @@ def _frontier_lines(runner, seeds, base_mean):
         if key in runner.results and lat:
             points.append((f"dense width {w:g} ({runner.dense_epochs + fine} epochs from scratch)", w, 0.0,
                            runner.results[key]["accuracy"], None, lat))
-    for recipe in (ALL, *FRONTIER):
+    for recipe in LATENCY_RECIPES:
         rows = _seeds(runner, recipe, seeds)
         lat = runner.results.get(f"latency/{recipe.name}/e{fine}")
         if rows and lat:
