@@ -77,6 +77,7 @@ def test_frontier_compares_with_the_dense_curve_at_the_same_latency():
     # the dense curve at 0.4x: halfway between 80% (0.2x) and 84% (0.6x) = 82%; pruned mean 86%: +4 pp
     assert "| 82.00% | +4.00 pp |" in pruned and "86.00% (85.00-87.00)" in pruned and "| yes |" in pruned
     assert rows["| dense width 0.5 (11 epochs from scratch)"].endswith("| - | - | - |")
+    assert pruned.split(" | ")[1] == "2"  # seeds
 
 
 def _latency(ratio, fired=None):

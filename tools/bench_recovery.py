@@ -481,9 +481,9 @@ def _frontier_lines(runner, seeds, base_mean):
              "the pruned models, dense files for the widths), median ratio; emulated (qemu) ratios overstate real "
              "devices. \"dense curve at that latency\": the dense widths' accuracy interpolated linearly in latency "
              "(width 1 = 1.0x, its accuracy the dense + same epochs mean).",
-             "", "| model | 1x1 sparsity | test accuracy | emulated latency vs dense width 1 | `.tflite` bytes | "
-             "sparse path observed | dense curve at that latency | pruned − dense curve |",
-             "|---|---|---|---|---|---|---|---|"]
+             "", "| model | seeds | 1x1 sparsity | test accuracy | emulated latency vs dense width 1 | `.tflite` bytes "
+             "| sparse path observed | dense curve at that latency | pruned − dense curve |",
+             "|---|---|---|---|---|---|---|---|---|"]
     curve = sorted([(p[5]["ratio"], p[3]) for p in points if p[4] is None] + [(1.0, base_mean / 100)])
     for name, _, sparsity, accuracy, per_seed, lat in points:
         text = f"{accuracy:.2%}" if per_seed is None else _stat(per_seed)[1]
@@ -492,8 +492,9 @@ def _frontier_lines(runner, seeds, base_mean):
             matched = float(np.interp(lat["ratio"], [c[0] for c in curve], [c[1] for c in curve]))
             compare, gap = f"{matched:.2%}", f"{(accuracy - matched) * 100:+.2f} pp"
         observed = "-" if lat["fired"] is None else ("yes" if lat["fired"] else "no")
-        lines.append(f"| {name} | {sparsity:.0%} | {text} | {lat['ratio']:.3f}x | {lat['bytes']:,} | {observed} | "
-                     f"{compare} | {gap} |")
+        count = "1" if per_seed is None else str(len(per_seed))
+        lines.append(f"| {name} | {count} | {sparsity:.0%} | {text} | {lat['ratio']:.3f}x | {lat['bytes']:,} | "
+                     f"{observed} | {compare} | {gap} |")
     return lines
 
 
