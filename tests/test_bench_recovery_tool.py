@@ -14,12 +14,12 @@ def test_quick_run_writes_the_ablation_section(tmp_path):
     text = output.read_text(encoding="utf-8")
     assert "## Core\nkept\n" in text and f"## {bench_recovery.SECTION}\n" in text
     assert "python tools/bench_recovery.py --quick" in text
-    rows = markdown_table(text, "| recipe | test accuracy |")
+    rows = markdown_table(text, "| recipe | seeds | test accuracy |")
     assert set(rows) == {"dense (start of every run)", "dense + same epochs",
                          "GMP, uniform, cosine learning rate (as before)", "+ distillation"}
     for name in ("GMP, uniform, cosine learning rate (as before)", "+ distillation"):
         assert percent(rows[name]["1x1 sparsity"]) == pytest.approx(0.9, abs=0.001)
-        assert 0 <= percent(rows[name]["after BN recalibration"]) <= 1
+        assert 0 <= percent(rows[name]["after BN recalibration"]) <= 1 and rows[name]["seeds"] == "1"
     assert rows["dense + same epochs"]["Δ vs dense + same epochs"] == "+0.00 pp"
     # a second run reuses every stored result: nothing trains again
     before = (tmp_path / "work" / "results.json").read_text()
