@@ -361,7 +361,7 @@ def render(runner, seeds, command, minutes):
     base = _seeds(runner, DENSE, seeds)
     base_mean = _stat([r["accuracy"] for r in base])[0] if base else float("nan")
     lines = [
-        f"Measured with `{command}` ({minutes:.0f} min of training in all, exports and emulated timing not counted) "
+        f"Measured with {command} ({minutes:.0f} min of training in all, exports and emulated timing not counted) "
         f"on {platform.platform()} "
         f"({os.cpu_count()} cores; TF {tf.__version__}, Keras {keras.__version__}).",
         "",
@@ -520,7 +520,7 @@ def main(argv=None):
     parser.add_argument("--output", default=BENCHMARKS, help="the markdown file to write")
     parser.add_argument("--quick", action="store_true", help=f"a smoke run: {QUICK}")
     parser.add_argument("--as_run", default=None,
-                        help="how the stored results were produced (when run in several invocations), for the text")
+                        help="markdown saying how the stored results were produced (several invocations), for the text")
     args = parser.parse_args(argv)
     if args.quick:
         for key, value in QUICK.items():
@@ -547,7 +547,7 @@ def main(argv=None):
                 for recipe in BUDGET_RECIPES:
                     other.run(recipe, 0)
         if stage == "write":
-            command = args.as_run or " ".join(["python tools/bench_recovery.py", *(argv or [])])
+            command = args.as_run or "`" + " ".join(["python tools/bench_recovery.py", *(argv or [])]) + "`"
             minutes = sum(r.get("seconds", 0) for r in runner.results.values() if isinstance(r, dict)) / 60
             write_section(SECTION, render(runner, args.seeds, command, minutes), path=args.output)
             runner.log(f"wrote the {SECTION!r} section of {args.output}")
