@@ -131,7 +131,7 @@ def run(*, model, output, strategy="gmp", target_sparsity=0.9, data="fashion_mni
         _prune_in_one_shot(keras_model, dataset, target_sparsity, oneshot, options, batch_size)
     callback = make_strategy(strategy, target_sparsity=target_sparsity, steps=steps, **options)
     keras_model = callback.prepare(keras_model)
-    if not compiled:
+    if not keras_model.compiled:  # also a compiled model that prepare() rebuilt (l0 inserts gates)
         rate = learning_rate
         if recovery_lr:
             total = start + math.ceil(len(dataset.x_train) / batch_size) * epochs
