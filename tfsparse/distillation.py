@@ -69,6 +69,17 @@ def distillation_loss(teacher_logits, student_logits, temperature):
     return ops.mean(divergence) * temperature**2
 
 
+def pruning_target_of(model):
+    """The model whose weights are pruned when `model` trains: its `pruning_target` (a Distiller's student) or itself.
+
+    >>> import keras
+    >>> model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    >>> pruning_target_of(model) is model
+    True
+    """
+    return getattr(model, "pruning_target", model)
+
+
 def _logits(outputs, model):
     """The model's outputs as logits: log-probabilities for a model ending in softmax."""
     return ops.log(ops.maximum(outputs, 1e-7)) if outputs_probabilities(model) else outputs

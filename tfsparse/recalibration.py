@@ -111,10 +111,12 @@ class RecalibrateBatchNorm(keras.callbacks.Callback):
         self._training = False
 
     def _target(self):
-        return getattr(self.model, "pruning_target", self.model)
+        from tfsparse.distillation import pruning_target_of
+
+        return pruning_target_of(self.model)
 
     def _mask_state(self):
-        """A fingerprint of every mask of the model: (path, zeros) pairs."""
+        """A fingerprint of every mask of the model: (path, zeros, sum) per mask (sum: soft masks fading)."""
         from tfsparse import masks
 
         state = []

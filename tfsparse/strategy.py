@@ -36,6 +36,7 @@ import keras
 import numpy as np
 
 from tfsparse import masks
+from tfsparse.distillation import pruning_target_of
 from tfsparse.prunable import check_model
 from tfsparse.selection import deserialize_selector, select_weights, serialize_selector
 from tfsparse.xnnpack.policy import check_policy, xnnpack_weights
@@ -118,7 +119,7 @@ class Strategy(keras.callbacks.Callback):
         `self.model` (the model `fit` runs), or the model it names as its
         `pruning_target`: the student of a `tfsparse.Distiller`.
         """
-        return getattr(self.model, "pruning_target", self.model)
+        return pruning_target_of(self.model)
 
     def attach(self, model):
         """Selects weights and attaches masks (from their zero patterns)."""

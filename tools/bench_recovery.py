@@ -404,7 +404,7 @@ def render(runner, seeds, command, minutes):
             continue
         recal, recal_text = _stat([r["accuracy_recalibrated"] for r in rows])
         left = _pw_macs(runner, rows[0]["pw_sparsity"]) / dense_pw_macs
-        sparsity = _mean(r["pw_total"] if "pw_total" in r else _pooled(r["pw_sparsity"], runner) for r in rows)
+        sparsity = _mean(_pooled(r["pw_sparsity"], runner) for r in rows)
         lines.append(f"| {recipe.name} | {len(rows)} | {text} | {mean - base_mean:+.2f} pp | {recal_text} | "
                      f"{recal - base_mean:+.2f} pp | {sparsity:.1%} | {left:.1%} | "
                      f"{_mean(r['seconds'] for r in rows):.0f} s |")

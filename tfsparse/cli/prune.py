@@ -142,7 +142,8 @@ def run(*, model, output, strategy="gmp", target_sparsity=0.9, data="fashion_mni
         trainer = Distiller(keras_model, teacher_model, alpha=distill_alpha, temperature=distill_temperature)
         trainer.compile(optimizer=keras_model.optimizer, loss=keras_model.loss, metrics=["accuracy"])
     callbacks = [callback]
-    if recalibrate and _has_batch_norm(keras_model):
+    recalibrating = recalibrate and _has_batch_norm(keras_model)
+    if recalibrating:
         callbacks.append(RecalibrateBatchNorm(dataset.x_train[:RECALIBRATION_SAMPLES], batch_size=batch_size))
     trainer.fit(dataset.x_train, dataset.y_train, batch_size=batch_size, epochs=epochs,
                 validation_data=(dataset.x_test, dataset.y_test), callbacks=callbacks, verbose=verbose)
@@ -157,10 +158,10 @@ def run(*, model, output, strategy="gmp", target_sparsity=0.9, data="fashion_mni
         "data": dataset.name, "epochs": epochs, "batch_size": batch_size,
         "test_accuracy": float(metrics.get("accuracy", float("nan"))), "history": callback.history,
         "sparsity": report.to_dict(), "shrink": size, "strategy_sparsity": float(callback.current_sparsity()),
-        "recovery": {"distill": teacher_model is not None, "teacher": teacher if distill else None,
+        "recovery": {"distill": distill, "teacher": teacher,
                      "distill_alpha": distill_alpha if distill else None,
                      "distill_temperature": distill_temperature if distill else None,
-                     "recovery_lr": recovery_lr, "recalibrated": len(callbacks) > 1, "oneshot": oneshot},
+                     "recovery_lr": recovery_lr, "recalibrated": recalibrating, "oneshot": oneshot},
     }
     write_text(os.path.join(output, "report.json"), json.dumps(summary, indent=2, default=str))
     write_text(os.path.join(output, "report.md"), _markdown(summary, report))
