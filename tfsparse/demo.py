@@ -30,7 +30,7 @@ from tfsparse import data as datasets
 from tfsparse import plots
 from tfsparse.demo_report import render_report
 from tfsparse.model_source import load_model_source
-from tfsparse.outputs import atomic_output, check_output_dir, write_text
+from tfsparse.outputs import atomic_output, output_directory, write_text
 from tfsparse.report import sparsity_report
 from tfsparse.strategies.gmp import GMP
 from tfsparse.training import compile_classifier
@@ -88,13 +88,17 @@ def run(*, output, quick=False, config=None, overwrite=False):
     Returns:
         A dict of the measured figures (also written to `demo.json`).
     """
+    config = config or (DemoConfig.quick_config() if quick else DemoConfig())
+    with output_directory(output, files=OUTPUT_FILES, overwrite=overwrite) as output:  # removed if left empty
+        return _run(output, config, overwrite)
+
+
+def _run(output, config, overwrite):
     from tfsparse.bench import bench
     from tfsparse.deploy import export
     from tfsparse.emulator import status as emulator_status
     from tfsparse.xnnpack import check
 
-    config = config or (DemoConfig.quick_config() if quick else DemoConfig())
-    output = check_output_dir(output, files=OUTPUT_FILES, overwrite=overwrite)
     started = time.time()
     keras.utils.set_random_seed(config.seed)
     dataset = datasets.load("fashion_mnist", image_size=32, channels=3, limit=config.train_limit, seed=config.seed)

@@ -33,10 +33,18 @@ def _invalid(value, problem):
     )
 
 
+def _check_file(path, what=None) -> None:
+    """Names the problem: a directory where a file is expected, or nothing at all."""
+    if os.path.isdir(path):
+        raise _invalid(path, f"{what or 'it'} is a directory, not a file (a TF SavedModel folder? load it in "
+                             "Keras 3 with `keras.layers.TFSMLayer` and save a `.keras` file).")
+    if not os.path.isfile(path):
+        raise _invalid(path, f"{what or 'the file'} does not exist (check the path).")
+
+
 def load_h5_file(path):
     """Loads a legacy Keras `.h5` model (e.g. a pretrained one from a package), uncompiled, with clear errors."""
-    if not os.path.isfile(path):
-        raise _invalid(path, "the file does not exist (check the path).")
+    _check_file(path)
     try:
         return keras.models.load_model(path, compile=False)
     except Exception as error:  # h5py and Keras raise many types for bad files.
@@ -45,8 +53,7 @@ def load_h5_file(path):
 
 def load_keras_file(path, *, compile=True):
     """Loads a `.keras` file with clear errors for missing or corrupt files."""
-    if not os.path.isfile(path):
-        raise _invalid(path, "the file does not exist (check the path).")
+    _check_file(path)
     if not zipfile.is_zipfile(path):
         raise _invalid(path, "the file is not a valid .keras archive (corrupt or another format).")
     import tfsparse.layers  # noqa: F401  (registers tfsparse layers for loading)
@@ -62,11 +69,11 @@ def load_keras_file(path, *, compile=True):
 
 def resolve_builder_path(path) -> str:
     """Finds a builder file as given, or relative to the tfsparse checkout."""
-    if os.path.isfile(path):
-        return path
-    candidate = os.path.join(REPO_ROOT, path)
-    if os.path.isfile(candidate):
-        return candidate
+    for candidate in (path, os.path.join(REPO_ROOT, path)):
+        if os.path.isfile(candidate):
+            return candidate
+        if os.path.isdir(candidate):
+            _check_file(candidate, "the builder file")
     raise _invalid(path, "the builder file does not exist (paths are relative to the current directory or the tfsparse checkout).")
 
 
@@ -79,7 +86,10 @@ def load_builder(spec):
     digest = hashlib.sha1(os.path.abspath(path).encode()).hexdigest()[:10]
     module_spec = importlib.util.spec_from_file_location(f"tfsparse_builder_{digest}", path)
     module = importlib.util.module_from_spec(module_spec)
-    module_spec.loader.exec_module(module)
+    try:
+        module_spec.loader.exec_module(module)
+    except Exception as error:  # the user's file: any error, with its location
+        raise _invalid(spec, f"importing {path} failed: {_describe(error)}.") from error
     function = getattr(module, name, None)
     if not callable(function):
         raise _invalid(spec, f"{path} has no function `{name}`.")
@@ -106,6 +116,8 @@ def load_model_source(spec, *, input_shape=None, num_classes=None, compile=True,
     if spec.endswith((".h5", ".hdf5")):
         return load_h5_file(spec)
     if ":" not in spec:
+        if os.path.isdir(spec):
+            _check_file(spec)
         raise _invalid(spec, "the value is neither.")
     builder = load_builder(spec)
     accepted = inspect.signature(builder).parameters
@@ -114,7 +126,23 @@ def load_model_source(spec, *, input_shape=None, num_classes=None, compile=True,
         kwargs["input_shape"] = tuple(input_shape)
     if num_classes is not None and "num_classes" in accepted:
         kwargs["num_classes"] = num_classes
-    model = builder(**kwargs)
+    try:
+        model = builder(**kwargs)
+    except Exception as error:  # the user's function: any error, with its location
+        raise _invalid(spec, f"the builder raised {_describe(error)} (called with "
+                             f"{', '.join(f'{k}={v!r}' for k, v in kwargs.items()) or 'no arguments'}).") from error
     if not isinstance(model, keras.Model):
         raise _invalid(spec, f"the builder returned {type(model).__name__}, not a keras.Model.")
     return model
+
+
+def _describe(error) -> str:
+    """`TypeError: message (file.py, line 12)` for an error raised in user code."""
+    import traceback
+
+    frames = traceback.extract_tb(error.__traceback__)
+    where = f" ({os.path.basename(frames[-1].filename)}, line {frames[-1].lineno})" if frames else ""
+    if isinstance(error, SyntaxError) and error.lineno:
+        where = f" ({os.path.basename(error.filename or '')}, line {error.lineno})"
+        return f"SyntaxError: {error.msg}{where}"
+    return f"{type(error).__name__}: {error}{where}"

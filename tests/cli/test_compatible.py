@@ -72,7 +72,7 @@ def test_a_missing_or_corrupt_h5_is_a_clear_error(cli, tmp_path):
     bad.write_bytes(b"not hdf5")
     for source in (tmp_path / "missing.h5", bad):
         status, _, err = cli("compatible", f"--model={source}", f"--output={tmp_path / 'c.keras'}")
-        assert status == 1 and "Invalid value received for argument `model`" in err
+        assert status == 1 and "Invalid value received for flag --model" in err
     assert not (tmp_path / "c.keras").exists()
 
 

@@ -90,10 +90,10 @@ def test_oneshot_prunes_before_training_and_keeps_the_target(cli, bn_builder, tm
 
 
 @pytest.mark.parametrize("args, message", [
-    (("--teacher=x.keras",), "argument `teacher`. Expected it only with --distill"),
-    (("--oneshot=sparsegpt", "--strategy=l1"), "argument `oneshot`. Expected it only with --strategy=gmp"),
-    (("--distill", "--distill_alpha=2"), "argument `alpha`"),
-    (("--distill", "--distill_temperature=0"), "argument `temperature`"),
+    (("--teacher=x.keras",), "flag --teacher. Expected it only with --distill"),
+    (("--oneshot=sparsegpt", "--strategy=l1"), "flag --oneshot. Expected it only with --strategy=gmp"),
+    (("--distill", "--distill_alpha=2"), "flag --distill_alpha"),
+    (("--distill", "--distill_temperature=0"), "flag --distill_temperature"),
 ])
 def test_bad_recovery_options_fail_before_training(cli, bn_builder, tmp_path, args, message):
     out = tmp_path / "run"
@@ -108,7 +108,7 @@ def test_recovery_lr_refuses_a_compiled_model(cli, bn_builder, tmp_path):
                "--batch_size=64", f"--output={first}")[0] == 0
     status, _, err = cli("prune", f"--model={first / 'pruned.keras'}", "--data=digits", "--epochs=1",
                          "--recovery_lr", f"--output={tmp_path / 'second'}")
-    assert status == 1 and "argument `recovery_lr`" in err and "compiled" in err
+    assert status == 1 and "flag --recovery_lr" in err and "compiled" in err
 
 
 def test_channel_with_a_mac_target_and_growing_regularization(cli, bn_builder, tmp_path):

@@ -41,7 +41,7 @@ def run(*, model, output, sparsity=0.9, overwrite=False):
     if os.path.abspath(os.fspath(output)) == os.path.abspath(os.fspath(model)):
         raise ValueError("Invalid value received for flag --output. Expected a new file: the input model is never "
                          f"replaced. Received: --output={output} (the same file as --model)")
-    check_output_path(output, overwrite=overwrite, argument="--output")
+    check_output_path(output, overwrite=overwrite, argument="output")
     keras_model = load_model_source(model, compile=False)
     before = check(keras_model, sparsity=sparsity)
     with warnings.catch_warnings():

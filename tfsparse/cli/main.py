@@ -4,15 +4,24 @@ Example:
 
     tfsparse list
     tfsparse demo --quick
+
+Errors are one line naming the flag to fix; `--verbose` (any command) adds
+the traceback. Ctrl-C (SIGINT) and SIGTERM stop a command cleanly:
+unfinished outputs and temporary files are removed.
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib
-import os
+import signal
 import sys
+import threading
+import traceback
 
 from absl import flags, logging
+
+from tfsparse.errors import for_command_line
 
 COMMANDS = {
     "list": ("tfsparse.cli.list_command", "List registered strategies."),
@@ -32,6 +41,40 @@ def usage() -> str:
     return "\n".join(lines)
 
 
+class Terminated(BaseException):
+    """Raised in the main thread on SIGTERM, so `finally` blocks remove temporary and unfinished files."""
+
+
+def _raise_terminated(signum, frame):
+    raise Terminated()
+
+
+@contextlib.contextmanager
+def _signals_clean_up():
+    """SIGTERM unwinds like Ctrl-C (SIGINT) while a command runs; the old handler comes back after."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _raise_terminated)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _split_verbose(args):
+    """Removes the global `--verbose` flag (tracebacks for errors) from `args`."""
+    verbose, rest = False, []
+    for arg in args:
+        if arg in ("--verbose", "--verbose=true", "--verbose=True", "--verbose=1"):
+            verbose = True
+        elif arg in ("--noverbose", "--verbose=false", "--verbose=False", "--verbose=0"):
+            verbose = False
+        else:
+            rest.append(arg)
+    return verbose, rest
+
+
 def main(argv) -> int:
     """Runs `argv[1]` with the remaining flags; returns the exit status."""
     if len(argv) < 2 or argv[1] in ("-h", "--help", "help"):
@@ -42,12 +85,14 @@ def main(argv) -> int:
         print(f"tfsparse: unknown command {command!r}.\n\n{usage()}", file=sys.stderr)
         return 2
     module = importlib.import_module(COMMANDS[command][0])
-    if "--help" in argv[2:] or "-h" in argv[2:]:
-        print(f"tfsparse {command}: {COMMANDS[command][1]}\n\n{module.FLAGS.get_help()}")
+    verbose, args = _split_verbose(argv[2:])
+    if "--help" in args or "-h" in args:
+        print(f"tfsparse {command}: {COMMANDS[command][1]}\n\n{module.FLAGS.get_help()}\n\n"
+              "Global flag:\n  --verbose: show the traceback of an error.")
         return 0
     try:
         module.FLAGS.unparse_flags()  # back to defaults: main() may run many times in one process
-        rest = module.FLAGS([f"tfsparse {command}", *argv[2:]])
+        rest = module.FLAGS([f"tfsparse {command}", *args])
         missing = [name for name in getattr(module, "REQUIRED", ()) if module.FLAGS[name].value is None]
         if missing:
             raise flags.Error(f"missing required flag(s): {', '.join('--' + m for m in missing)}")
@@ -56,12 +101,27 @@ def main(argv) -> int:
         return 2
     logging.set_verbosity(logging.INFO)
     try:
-        return module.main(rest)
-    except (ValueError, ImportError, OSError) as error:
-        if os.environ.get("TFSPARSE_TRACEBACK"):
-            raise
-        print(f"tfsparse {command}: error: {error}", file=sys.stderr)
+        with _signals_clean_up():
+            return module.main(rest)
+    except (KeyboardInterrupt, Terminated) as interrupt:
+        name = "SIGTERM" if isinstance(interrupt, Terminated) else "SIGINT"
+        print(f"\ntfsparse {command}: interrupted ({name}); unfinished and temporary files were removed, "
+              "finished ones kept.", file=sys.stderr)
+        return 143 if name == "SIGTERM" else 130
+    except Exception as error:  # one line per error; the traceback only with --verbose
+        if verbose:
+            traceback.print_exc()
+        print(f"tfsparse {command}: error: {_describe(error, module, verbose)}", file=sys.stderr)
         return 1
+
+
+def _describe(error, module, verbose) -> str:
+    """The error's message with the command's flag names; unexpected types are named."""
+    message = for_command_line(str(error), flags=list(module.FLAGS), aliases=getattr(module, "ARGUMENT_FLAGS", None))
+    if isinstance(error, (ValueError, ImportError, OSError)):
+        return message
+    hint = "" if verbose else " (unexpected; run again with --verbose for the traceback)"
+    return f"{type(error).__name__}: {message}{hint}"
 
 
 def entry_point():

@@ -32,8 +32,10 @@ from absl import flags
 from tfsparse import data as datasets
 from tfsparse import plots
 from tfsparse.model_source import load_model_source
-from tfsparse.outputs import atomic_output, check_output_dir, write_text
+from tfsparse.errors import check_positive_float, check_positive_int
+from tfsparse.outputs import atomic_output, output_directory, write_text
 from tfsparse.deploy import finalize
+from tfsparse.deploy.finalize import check_copyable
 from tfsparse.graph import flops
 from tfsparse.graph_insert import is_graph_model
 from tfsparse.distillation import Distiller
@@ -70,6 +72,9 @@ _RECALIBRATE = flags.DEFINE_bool("recalibrate", True, "Recalibrate BatchNorm sta
 _ONESHOT = flags.DEFINE_enum("oneshot", None, ["sparsegpt", "magnitude"], "Prune to the target in one shot before "
                              "training (gmp only).", flag_values=FLAGS)
 REQUIRED = ("model", "output")
+#: API argument names of the library calls `run` makes -> this command's flags (for error messages).
+ARGUMENT_FLAGS = {"name_or_path": "data", "name": "strategy", "alpha": "distill_alpha",
+                  "temperature": "distill_temperature"}
 
 OUTPUT_FILES = ("pruned.keras", "report.json", "report.md", "sparsity.png")
 RECALIBRATION_SAMPLES = 2048  # training images for BatchNorm recalibration
@@ -107,7 +112,8 @@ def run(*, model, output, strategy="gmp", target_sparsity=0.9, data="fashion_mni
     the schedule. Otherwise the model is compiled with Adam for integer labels.
     The recovery options are described in the module docstring.
     """
-    output = check_output_dir(output, files=OUTPUT_FILES, overwrite=overwrite)
+    _check_numbers(epochs=epochs, batch_size=batch_size, learning_rate=learning_rate, image_size=image_size,
+                   channels=channels, limit=limit)
     if oneshot is not None and strategy != "gmp":
         raise ValueError(f"Invalid value received for argument `oneshot`. Expected it only with --strategy=gmp "
                          f"(training then keeps the one-shot masks). Received: oneshot={oneshot!r} with "
@@ -115,59 +121,71 @@ def run(*, model, output, strategy="gmp", target_sparsity=0.9, data="fashion_mni
     if teacher is not None and not distill:
         raise ValueError(f"Invalid value received for argument `teacher`. Expected it only with --distill. "
                          f"Received: teacher={teacher!r} without distill")
-    dataset = datasets.load(data, image_size=image_size, channels=channels, limit=limit)
-    keras_model = load_model_source(model, input_shape=dataset.x_train.shape[1:], num_classes=dataset.num_classes)
-    datasets.check_fits(dataset, keras_model)
     options = parse_strategy_args(strategy_args) if isinstance(strategy_args, str) else dict(strategy_args or {})
-    compiled = getattr(keras_model, "optimizer", None) is not None and keras_model.compiled
-    if recovery_lr and compiled:
-        raise ValueError("Invalid value received for argument `recovery_lr`. Expected an uncompiled model: "
-                         f"{model} is compiled with its own optimizer and learning rate, which a resumed run keeps. "
-                         "Drop --recovery_lr, or start from an uncompiled model.")
-    start = int(keras_model.optimizer.iterations.numpy()) if compiled else 0
-    steps = pruning_steps(num_samples=len(dataset.x_train), batch_size=batch_size, epochs=epochs, start_step=start)
-    teacher_model = _teacher(teacher, keras_model, dataset) if distill else None
-    if oneshot is not None:
-        _prune_in_one_shot(keras_model, dataset, target_sparsity, oneshot, options, batch_size)
-    callback = make_strategy(strategy, target_sparsity=target_sparsity, steps=steps, **options)
-    keras_model = callback.prepare(keras_model)
-    if not keras_model.compiled:  # also a compiled model that prepare() rebuilt (l0 inserts gates)
-        rate = learning_rate
-        if recovery_lr:
-            total = start + math.ceil(len(dataset.x_train) / batch_size) * epochs
-            rate = RecoverySchedule.fit_to(steps, total_steps=total, peak_rate=learning_rate)
-        compile_classifier(keras_model, optimizer=keras.optimizers.Adam(rate))
-    trainer = keras_model
-    if teacher_model is not None:
-        trainer = Distiller(keras_model, teacher_model, alpha=distill_alpha, temperature=distill_temperature)
-        trainer.compile(optimizer=keras_model.optimizer, loss=keras_model.loss, metrics=["accuracy"])
-    callbacks = [callback]
-    recalibrating = recalibrate and _has_batch_norm(keras_model)
-    if recalibrating:
-        callbacks.append(RecalibrateBatchNorm(dataset.x_train[:RECALIBRATION_SAMPLES], batch_size=batch_size))
-    trainer.fit(dataset.x_train, dataset.y_train, batch_size=batch_size, epochs=epochs,
-                validation_data=(dataset.x_test, dataset.y_test), callbacks=callbacks, verbose=verbose)
-    metrics = trainer.evaluate(dataset.x_test, dataset.y_test, batch_size=batch_size, verbose=0, return_dict=True)
-    # Reported on the deployable model before its shrink: gate strategies (l0) zero weights only when folded.
-    report = sparsity_report(finalize(keras_model, shrink=False))
-    size = _shrink_summary(keras_model)
-    with atomic_output(os.path.join(output, "pruned.keras"), overwrite=overwrite) as tmp:
-        keras_model.save(tmp)
-    summary = {
-        "model": model, "strategy": strategy, "strategy_config": callback.get_config(),
-        "data": dataset.name, "epochs": epochs, "batch_size": batch_size,
-        "test_accuracy": float(metrics.get("accuracy", float("nan"))), "history": callback.history,
-        "sparsity": report.to_dict(), "shrink": size, "strategy_sparsity": float(callback.current_sparsity()),
-        "recovery": {"distill": distill, "teacher": teacher,
-                     "distill_alpha": distill_alpha if distill else None,
-                     "distill_temperature": distill_temperature if distill else None,
-                     "recovery_lr": recovery_lr, "recalibrated": recalibrating, "oneshot": oneshot},
-    }
-    write_text(os.path.join(output, "report.json"), json.dumps(summary, indent=2, default=str))
-    write_text(os.path.join(output, "report.md"), _markdown(summary, report))
-    plots.sparsity_plot(callback.history, report, os.path.join(output, "sparsity.png"), title=f"{strategy} on {keras_model.name}")
-    return PruneResult(output, strategy, summary["test_accuracy"], report.sparsity, report, size,
-                       summary["strategy_sparsity"])
+    with output_directory(output, files=OUTPUT_FILES, overwrite=overwrite) as output:
+        dataset = datasets.load(data, image_size=image_size, channels=channels, limit=limit)
+        keras_model = load_model_source(model, input_shape=dataset.x_train.shape[1:], num_classes=dataset.num_classes)
+        datasets.check_fits(dataset, keras_model)
+        check_copyable(keras_model)  # finalize() copies it after training
+        compiled = getattr(keras_model, "optimizer", None) is not None and keras_model.compiled
+        if recovery_lr and compiled:
+            raise ValueError("Invalid value received for argument `recovery_lr`. Expected an uncompiled model: "
+                             f"{model} is compiled with its own optimizer and learning rate, which a resumed run "
+                             "keeps. Drop --recovery_lr, or start from an uncompiled model.")
+        start = int(keras_model.optimizer.iterations.numpy()) if compiled else 0
+        steps = pruning_steps(num_samples=len(dataset.x_train), batch_size=batch_size, epochs=epochs, start_step=start)
+        teacher_model = _teacher(teacher, keras_model, dataset) if distill else None
+        if oneshot is not None:
+            _prune_in_one_shot(keras_model, dataset, target_sparsity, oneshot, options, batch_size)
+        callback = make_strategy(strategy, target_sparsity=target_sparsity, steps=steps, **options)
+        keras_model = callback.prepare(keras_model)
+        if not keras_model.compiled:  # also a compiled model that prepare() rebuilt (l0 inserts gates)
+            rate = learning_rate
+            if recovery_lr:
+                total = start + math.ceil(len(dataset.x_train) / batch_size) * epochs
+                rate = RecoverySchedule.fit_to(steps, total_steps=total, peak_rate=learning_rate)
+            compile_classifier(keras_model, optimizer=keras.optimizers.Adam(rate))
+        trainer = keras_model
+        if teacher_model is not None:
+            trainer = Distiller(keras_model, teacher_model, alpha=distill_alpha, temperature=distill_temperature)
+            trainer.compile(optimizer=keras_model.optimizer, loss=keras_model.loss, metrics=["accuracy"])
+        callbacks = [callback]
+        recalibrating = recalibrate and _has_batch_norm(keras_model)
+        if recalibrating:
+            callbacks.append(RecalibrateBatchNorm(dataset.x_train[:RECALIBRATION_SAMPLES], batch_size=batch_size))
+        trainer.fit(dataset.x_train, dataset.y_train, batch_size=batch_size, epochs=epochs,
+                    validation_data=(dataset.x_test, dataset.y_test), callbacks=callbacks, verbose=verbose)
+        metrics = trainer.evaluate(dataset.x_test, dataset.y_test, batch_size=batch_size, verbose=0, return_dict=True)
+        # Reported on the deployable model before its shrink: gate strategies (l0) zero weights only when folded.
+        report = sparsity_report(finalize(keras_model, shrink=False))
+        size = _shrink_summary(keras_model)
+        with atomic_output(os.path.join(output, "pruned.keras"), overwrite=overwrite) as tmp:
+            keras_model.save(tmp)
+        summary = {
+            "model": model, "strategy": strategy, "strategy_config": callback.get_config(),
+            "data": dataset.name, "epochs": epochs, "batch_size": batch_size,
+            "test_accuracy": float(metrics.get("accuracy", float("nan"))), "history": callback.history,
+            "sparsity": report.to_dict(), "shrink": size, "strategy_sparsity": float(callback.current_sparsity()),
+            "recovery": {"distill": distill, "teacher": teacher,
+                         "distill_alpha": distill_alpha if distill else None,
+                         "distill_temperature": distill_temperature if distill else None,
+                         "recovery_lr": recovery_lr, "recalibrated": recalibrating, "oneshot": oneshot},
+        }
+        write_text(os.path.join(output, "report.json"), json.dumps(summary, indent=2, default=str))
+        write_text(os.path.join(output, "report.md"), _markdown(summary, report))
+        plots.sparsity_plot(callback.history, report, os.path.join(output, "sparsity.png"),
+                            title=f"{strategy} on {keras_model.name}")
+        return PruneResult(output, strategy, summary["test_accuracy"], report.sparsity, report, size,
+                           summary["strategy_sparsity"])
+
+
+def _check_numbers(*, epochs, batch_size, learning_rate, image_size, channels, limit) -> None:
+    """The numeric options, before anything is loaded."""
+    check_positive_int(epochs, "epochs")
+    check_positive_int(batch_size, "batch_size")
+    check_positive_float(learning_rate, "learning_rate")
+    for name, value in (("image_size", image_size), ("channels", channels), ("limit", limit)):
+        check_positive_int(value, name, optional=True)
 
 
 def _teacher(teacher, model, dataset):

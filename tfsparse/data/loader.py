@@ -40,6 +40,11 @@ def _raw(name_or_path, data_dir) -> Dataset:
                 f"reads from a directory; leave data_dir unset for {key!r}. Received: data_dir={data_dir!r}"
             )
         return DATASETS[key](data_dir) if key == "fashion_mnist" else DATASETS[key]()
+    if os.path.isdir(text):
+        raise ValueError(
+            "Invalid value received for argument `name_or_path`. Expected a dataset name "
+            f"({', '.join(DATASETS)}) or a .npz file, but {text} is a directory. Received: name_or_path={text!r}"
+        )
     if text.endswith(".npz") or os.path.isfile(text):
         return load_npz(text)
     close = difflib.get_close_matches(key, list(DATASETS), n=1)
@@ -49,6 +54,16 @@ def _raw(name_or_path, data_dir) -> Dataset:
         f"({', '.join(DATASETS)}) or the path of a .npz file with x_train, y_train, "
         f"x_test, y_test.{hint} Received: name_or_path={text!r}"
     )
+
+
+def _check_not_empty(raw, name_or_path) -> None:
+    empty = [key for key in ("x_train", "x_test") if len(getattr(raw, key)) == 0]
+    if empty:
+        raise ValueError(
+            f"Invalid value received for argument `name_or_path`. Expected samples in x_train and x_test; "
+            f"{' and '.join(empty)} {'is' if len(empty) == 1 else 'are'} empty, so training or its accuracy would "
+            f"mean nothing. Received: name_or_path={os.fspath(name_or_path)!r}"
+        )
 
 
 def load(name_or_path, *, image_size=None, channels=None, limit=None, seed=0, data_dir=None) -> Dataset:
@@ -90,6 +105,7 @@ def load(name_or_path, *, image_size=None, channels=None, limit=None, seed=0, da
     (1437, 8, 8, 1)
     """
     raw = _raw(name_or_path, data_dir)
+    _check_not_empty(raw, name_or_path)
     x_train, y_train = raw.x_train, raw.y_train
     if limit is not None:
         keep = balanced_indices(y_train, limit, seed=seed)
