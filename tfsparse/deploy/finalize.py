@@ -168,19 +168,37 @@ def check_model(model) -> None:
         )
 
 
-def _copy_model(model):
+def check_copyable(model) -> None:
+    """Raises the `ValueError` `finalize` would raise copying `model`, before any training."""
+    _clone(model)
+
+
+def _clone(model):
     if isinstance(model, keras.Sequential) or type(model) is Functional:
         try:
-            copy = keras.models.clone_model(model)
+            return keras.models.clone_model(model)
         except Exception as error:
-            raise ValueError(
-                f"Cannot copy model {model.name!r} with `keras.models.clone_model`: "
-                f"{error}. Every layer must implement `get_config()` and "
-                "`from_config()` (register custom ones with "
-                "`keras.saving.register_keras_serializable`)."
-            ) from error
-    else:
-        copy = _copy_subclassed(model)
+            raise ValueError(_clone_failure(model, error)) from error
+    return _copy_subclassed(model)
+
+
+def _clone_failure(model, error) -> str:
+    from tfsparse.prunable import iter_layers
+
+    lambdas = [layer.name for layer in iter_layers(model) if isinstance(layer, keras.layers.Lambda)]
+    if lambdas:
+        return (f"Cannot copy model {model.name!r}: it has `keras.layers.Lambda` layer(s) {', '.join(lambdas)}, and "
+                "Keras refuses to rebuild a Lambda's Python function from its config in safe mode (a saved "
+                "`.keras` with it would not load either). Replace each Lambda with a small subclassed layer "
+                "decorated with `@keras.saving.register_keras_serializable()` (its `call` does what the lambda "
+                "did), or with a built-in layer such as `keras.layers.Rescaling` or `keras.layers.Activation`.")
+    return (f"Cannot copy model {model.name!r} with `keras.models.clone_model`: {error}. Every layer must "
+            "implement `get_config()` and `from_config()` (register custom ones with "
+            "`keras.saving.register_keras_serializable`).")
+
+
+def _copy_model(model):
+    copy = _clone(model)
     try:
         copy.set_weights(model.get_weights())
     except Exception as error:
