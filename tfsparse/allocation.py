@@ -35,6 +35,8 @@ import numbers
 
 import numpy as np
 
+from tfsparse.errors import invalid_argument as _invalid
+
 DEFAULT_MAX_SPARSITY = 0.98
 """The cap of `erk` and `latency_aware` (and of `GMP(scope="erk" | "latency")`)."""
 
@@ -244,9 +246,3 @@ def _check_target(target) -> float:
 
 def _is_int(value) -> bool:
     return isinstance(value, numbers.Integral) and not isinstance(value, bool)
-
-
-def _invalid(argument, expected, value):
-    return ValueError(
-        f"Invalid value received for argument `{argument}`. Expected {expected}. Received: {argument}={value!r}"
-    )

@@ -42,12 +42,9 @@ import math
 import keras
 from keras import ops
 
+from tfsparse.errors import invalid_argument as _invalid
 from tfsparse.training import outputs_probabilities
 
-
-def _invalid(argument, expected, value):
-    return ValueError(f"Invalid value received for argument `{argument}`. Expected {expected}. "
-                      f"Received: {argument}={value!r}")
 
 
 def _check_model(argument, model):

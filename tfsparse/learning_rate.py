@@ -30,10 +30,8 @@ import math
 import keras
 from keras import ops
 
+from tfsparse.errors import invalid_argument as _invalid
 
-def _invalid(argument, expected, value):
-    return ValueError(f"Invalid value received for argument `{argument}`. Expected {expected}. "
-                      f"Received: {argument}={value!r}")
 
 
 def _positive(argument, value):

@@ -54,11 +54,8 @@ import keras
 import numpy as np
 from absl import logging
 
+from tfsparse.errors import invalid_argument as _invalid
 
-def _invalid(argument, expected, value):
-    return ValueError(
-        f"Invalid value received for argument `{argument}`. Expected {expected}. Received: {argument}={value!r}"
-    )
 
 
 def _values(variable) -> np.ndarray:

@@ -47,6 +47,7 @@ from absl import logging
 from tfsparse import masks
 from tfsparse.calibration import check_batching, input_batches
 from tfsparse.graph_insert import is_graph_model
+from tfsparse.errors import invalid_argument as _invalid
 from tfsparse.oneshot.algorithms import magnitude, reconstruction_error, sparsegpt
 from tfsparse.oneshot.capture import call_order, kernel_from_matrix, layer_inputs, unsupported_reason, weight_matrix
 from tfsparse.oneshot.report import LayerResult, OneShotReport
@@ -151,10 +152,6 @@ def prune(model, data, sparsity, *, method="sparsegpt", layers=None, exclude=Non
         model.make_train_function(force=True)  # a step traced before would miss the mask constraints
     return OneShotReport(method, sparsity, samples, tuple(results))
 
-
-def _invalid(argument, expected, value):
-    return ValueError(f"Invalid value received for argument `{argument}`. Expected {expected}. "
-                      f"Received: {argument}={value!r}")
 
 
 def _targets(model, layers, exclude, policy, sparsity):
