@@ -1,7 +1,11 @@
 import json
 import os
+import signal
 import subprocess
 import sys
+import tempfile
+import threading
+import time
 import warnings
 
 import keras
@@ -285,3 +289,208 @@ def test_saved_keras_file_exports_in_a_fresh_process(tmp_path, sparse_mlp):
     data = json.loads(done.stdout.strip().splitlines()[-1])
     assert len(data["sparse_tensors"]) == 2 and data["verification"]["passed"]
     assert data["size_bytes"] < 0.3 * data["dense_fp32_bytes"]
+
+
+def _tiny():
+    return keras.Sequential([keras.Input((8,)), keras.layers.Dense(4)], name="tiny")
+
+
+def _with_non_finite(value, where):
+    x = np.random.default_rng(0).normal(size=(32, 8)).astype("float32")
+    x[where] = value
+    return x
+
+
+@pytest.mark.parametrize("value", [np.nan, np.inf, -np.inf], ids=["nan", "inf", "-inf"])
+@pytest.mark.parametrize("form", ["array", "iterable"])
+def test_non_finite_representative_data_is_refused_before_any_work(tmp_path, monkeypatch, value, form):
+    # NaN used to give a float file reported as int8 with "PASS, max abs error nan"; inf crashed the converter
+    # (the process aborted) and left the temporary SavedModel behind.
+    def must_not_run(*args, **kwargs):
+        raise AssertionError("export did work before checking representative_data")
+
+    monkeypatch.setattr(convert_module, "finalize", must_not_run)
+    monkeypatch.setattr(convert_module, "_save", must_not_run)
+    x = _with_non_finite(value, (5, 2))
+    data = x if form == "array" else (x[i:i + 8] for i in range(0, 32, 8))
+    with pytest.raises(ValueError) as info:
+        export(_tiny(), tmp_path / "m.tflite", target="int8", representative_data=data)
+    message = str(info.value)
+    assert message.startswith("Invalid value received for argument `representative_data`. Expected finite values; "
+                              "1 of 256 values are NaN/inf (first at sample 5). Remove or fix those samples. "
+                              "Received: representative_data=")
+    assert len(message) < 300  # no array dump
+    assert not os.listdir(tmp_path)
+
+
+def test_non_finite_representative_data_is_refused_for_float_targets_too(tmp_path):
+    x = _with_non_finite(np.nan, (slice(None), 2))  # a whole NaN column
+    with pytest.raises(ValueError, match=r"32 of 256 values are NaN/inf \(first at sample 0\).*"
+                                         r"Received: representative_data=<float32 array of shape \(32, 8\)>$"):
+        export(_tiny(), tmp_path / "m.tflite", target="sparse", representative_data=x)
+    assert not os.listdir(tmp_path)
+
+
+def test_inf_representative_data_does_not_crash_or_leave_a_temporary_folder(tmp_path):
+    # in a fresh process: on the old code the converter aborted the whole interpreter
+    script = (
+        "import os, sys, tempfile, keras, numpy as np\n"
+        "tempfile.tempdir = sys.argv[1]\n"
+        "from tfsparse.deploy import export\n"
+        "model = keras.Sequential([keras.Input((8,)), keras.layers.Dense(4)])\n"
+        "x = np.random.default_rng(0).normal(size=(32, 8)).astype('float32'); x[3, 2] = np.inf\n"
+        "try:\n"
+        "    export(model, os.path.join(sys.argv[2], 'm.tflite'), target='int8', representative_data=x)\n"
+        "except ValueError as error:\n"
+        "    print('REFUSED', error)\n"
+    )
+    temp, out = tmp_path / "tmp", tmp_path / "out"
+    temp.mkdir()
+    out.mkdir()
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    run = subprocess.run([sys.executable, "-c", script, str(temp), str(out)], capture_output=True, text=True,
+                         timeout=300, env=env, cwd=os.path.dirname(os.path.dirname(os.path.dirname(__file__))))
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert "REFUSED Invalid value received for argument `representative_data`. Expected finite values" in run.stdout
+    assert not os.listdir(temp) and not os.listdir(out)
+
+
+@keras.saving.register_keras_serializable(package="tfsparse_tests")
+class _NaNActivation(keras.layers.Layer):
+    """sqrt of a negative number: NaN activations from finite inputs."""
+
+    def call(self, x):
+        return keras.ops.sqrt(x - 1e6)
+
+
+def test_int8_export_that_comes_out_unquantized_is_refused(tmp_path):
+    inputs = keras.Input((8,))
+    outputs = keras.layers.Dense(3)(_NaNActivation()(keras.layers.Dense(4)(inputs)))
+    model = keras.Model(inputs, outputs, name="nan_inside")
+    x = np.random.default_rng(0).normal(size=(32, 8)).astype("float32")
+    for verify in (True, False):  # the check does not depend on verification
+        with pytest.raises(ExportError, match=r"did not quantize model 'nan_inside' to int8: 1 constant tensor\(s\) "
+                                              r"stayed float .*Nothing was written"):
+            export(model, tmp_path / "q.tflite", target="int8", representative_data=x, verify=verify)
+    assert not os.listdir(tmp_path)
+
+
+def test_int8_target_converted_to_float_is_refused(tmp_path, monkeypatch):
+    original = convert_module.targets.converter
+
+    def float_converter(saved, target, **kwargs):  # as if the converter silently skipped quantization
+        return original(saved, convert_module.targets.TARGETS["dense"], **kwargs)
+
+    monkeypatch.setattr(convert_module.targets, "converter", float_converter)
+    x = np.random.default_rng(0).normal(size=(16, 8)).astype("float32")
+    with pytest.raises(ExportError, match="did not quantize model 'tiny' to int8"):
+        export(_tiny(), tmp_path / "q.tflite", target="int8", representative_data=x)
+    assert not os.listdir(tmp_path)
+
+
+@pytest.mark.parametrize("data, match", [
+    (np.zeros((4, 5), "float32"), r"Expected arrays of shape \(N, 8\) for the input of the model .*"
+                                  r"a batch has shape \(4, 5\)"),
+    (np.zeros((8,), "float32"), r"Expected arrays of shape \(N, 8\) .*a batch has shape \(8,\)"),
+    (np.zeros(()), r"Expected arrays of shape \(N, 8\) .*a batch has shape \(\)"),
+    (np.full((4, 8), "a"), r"Expected numbers that convert to float32 for the input of the model; a batch has dtype"),
+], ids=["wrong_width", "no_batch_axis", "scalar", "strings"])
+def test_representative_data_of_the_wrong_shape_or_dtype_is_refused_before_work(tmp_path, monkeypatch, data, match):
+    # it used to reach the converter: "Attempting to resize dimension 1 ... Probably an op has no int8 kernel"
+    def must_not_run(*args, **kwargs):
+        raise AssertionError("export did work before checking representative_data")
+
+    monkeypatch.setattr(convert_module, "_save", must_not_run)
+    with pytest.raises(ValueError, match=r"^Invalid value received for argument `representative_data`. " + match):
+        export(_tiny(), tmp_path / "m.tflite", target="int8", representative_data=data)
+    assert not os.listdir(tmp_path)
+
+
+def test_float64_and_integer_representative_data_are_cast_to_the_input_dtype(tmp_path):
+    # float64 (NumPy's default) used to fail in the converter: "Got value of type FLOAT64 but expected FLOAT32"
+    model = _tiny()
+    x = np.random.default_rng(0).normal(size=(16, 8))
+    result = export(model, tmp_path / "q.tflite", target="int8", representative_data=x)
+    assert result.verification.passed and result.verification.samples == 16
+    dense = export(model, tmp_path / "d.tflite", target="dense", representative_data=np.ones((4, 8), "int64"))
+    assert dense.verification.passed and dense.verification.samples == 4
+
+
+@pytest.mark.parametrize("interrupt", [KeyboardInterrupt, SystemExit])
+@pytest.mark.parametrize("step", ["convert", "verify", "write"])
+def test_interrupted_export_leaves_no_temporary_folder_or_file(tmp_path, monkeypatch, interrupt, step):
+    temp, out = tmp_path / "tmp", tmp_path / "out"
+    temp.mkdir()
+    out.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(temp))  # where TemporaryDirectory puts the SavedModel
+
+    def interrupted(*args, **kwargs):
+        raise interrupt()
+
+    if step == "convert":
+        monkeypatch.setattr(convert_module.targets, "run_converter", interrupted)
+    elif step == "verify":
+        monkeypatch.setattr(convert_module, "verify_tflite", interrupted)
+    else:
+        monkeypatch.setattr(os, "replace", interrupted)
+    with pytest.raises(interrupt):
+        export(_tiny(), out / "m.tflite", target="sparse")
+    # (TensorFlow's autograph may leave its own generated files there until the process exits)
+    assert not [name for name in os.listdir(temp) if name.startswith("tfsparse_export_")]
+    assert not os.listdir(out)  # no output, no hidden .tfsparse-* temporary file
+
+
+def test_calibration_batches_refuse_non_finite_iterables():
+    from tfsparse.calibration import input_batches
+
+    good = np.zeros((4, 3), "float32")
+    bad = good.copy()
+    bad[2, 1] = np.inf
+    batches = input_batches(iter([good, (bad, np.zeros(4))]), batch_size=4)
+    assert next(batches) is good
+    with pytest.raises(ValueError, match=r"^Invalid value received for argument `data`. Expected finite values; "
+                                         r"1 of 12 values are NaN/inf \(first at sample 6\). Remove or fix those "
+                                         r"samples. Received: data=<list_iterator>$"):
+        next(batches)
+    with pytest.raises(ValueError, match=r"1 of 12 values are NaN/inf \(first at sample 2\).*"
+                                         r"Received: data=<float32 array of shape \(4, 3\)>$"):
+        next(input_batches(bad, batch_size=2))
+
+
+class _Stop(BaseException):
+    """What the test's SIGTERM handler raises (as the CLI's does)."""
+
+
+@pytest.mark.parametrize("tensorflow_does", ["swallow", "mangle"])
+def test_an_interrupt_that_tensorflow_swallows_still_stops_the_export(tmp_path, monkeypatch, tensorflow_does):
+    # TensorFlow/Keras catch broad exceptions while tracing: a SIGTERM there used to vanish (the export went on and
+    # wrote its file, exit status 0) or come out as an unrelated ExportError
+    if threading.current_thread() is not threading.main_thread():
+        pytest.skip("signal handlers need the main thread")
+    temp, out = tmp_path / "tmp", tmp_path / "out"
+    temp.mkdir()
+    out.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(temp))
+    original = convert_module.targets.run_converter
+
+    def converter_catching_everything(converter):
+        try:
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(5)  # the handler raises here
+        except BaseException:
+            if tensorflow_does == "mangle":
+                raise RuntimeError("Failed to convert elements of (None, 288) to Tensor") from None
+        return original(converter)
+
+    def handler(signum, frame):
+        raise _Stop()
+
+    monkeypatch.setattr(convert_module.targets, "run_converter", converter_catching_everything)
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        with pytest.raises(_Stop):
+            export(_tiny(), out / "m.tflite", target="sparse")
+        assert signal.getsignal(signal.SIGTERM) is handler  # restored
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert not [name for name in os.listdir(temp) if name.startswith("tfsparse_export_")] and not os.listdir(out)

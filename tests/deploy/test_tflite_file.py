@@ -55,3 +55,22 @@ def test_inspect_refuses_missing_and_non_tflite_files(tmp_path):
     bad.write_bytes(b"not a flatbuffer at all")
     with pytest.raises(ValueError, match="Expected a TFLite flatbuffer"):
         inspect_tflite(bad)
+
+
+@pytest.mark.parametrize("cut", ["first_100_bytes", "half", "last_8_bytes", "text"])
+def test_inspect_refuses_truncated_or_garbage_files_with_a_value_error(tmp_path, sparse_file, cut):
+    content = sparse_file.read_bytes()
+    bad = tmp_path / "bad.tflite"
+    bad.write_bytes({"first_100_bytes": content[:100], "half": content[:len(content) // 2],
+                     "last_8_bytes": content[:-8], "text": b"hello, this is not a model\n" * 20}[cut])
+    with pytest.raises(ValueError, match=r"^Invalid value received for argument `path`. Expected a TFLite flatbuffer; "
+                                         r".*bad.tflite is not a valid .tflite flatbuffer \(truncated or corrupt\?\)"):
+        inspect_tflite(bad)
+
+
+def test_every_truncation_of_a_file_is_refused(sparse_file):
+    content = sparse_file.read_bytes()
+    for length in range(0, len(content), 7):
+        with pytest.raises(ValueError, match="is not a valid .tflite flatbuffer"):
+            TfliteSummary.from_bytes(content[:length])
+    assert TfliteSummary.from_bytes(content).sparse_tensors

@@ -70,3 +70,35 @@ def test_unmatched_outputs_are_refused():
     two_outputs = keras.Model(model.inputs, [model.outputs[0], model.outputs[0]])
     with pytest.raises(VerificationError, match="Cannot match the .tflite outputs"):
         verify_tflite(_convert(model), model=two_outputs)
+
+
+@pytest.mark.parametrize("value", [np.nan, np.inf])
+def test_non_finite_outputs_fail_verification(value):
+    # a NaN output used to PASS ("max abs error nan"): every comparison with NaN is False
+    model = _classifier(0)
+    content = _convert(model)
+    broken = keras.models.clone_model(model)
+    weights = model.get_weights()
+    weights[-1] = weights[-1].copy()
+    weights[-1][0] = value  # one Keras output per sample is NaN/inf
+    broken.set_weights(weights)
+    samples = _samples(content)
+    for quantized in (False, True):
+        result = verify_tflite(content, model=broken, samples=samples, quantized=quantized, raise_on_failure=False)
+        assert not result.passed
+        assert result.reason == "outputs are not finite: 32 NaN/inf values from Keras, 0 from the .tflite, so they " \
+                                "cannot be compared"
+    with pytest.raises(VerificationError, match="FAIL on 32 samples.*outputs are not finite"):
+        verify_tflite(content, model=broken, samples=samples, quantized=True)
+
+
+def test_non_finite_samples_are_refused():
+    model = _classifier(0)
+    content = _convert(model)
+    samples = _samples(content)
+    (name,) = samples[0]
+    samples[4] = {name: np.full_like(samples[4][name], np.nan)}
+    with pytest.raises(ValueError, match=r"^Invalid value received for argument `samples`. Expected finite values; "
+                                         r"8 of 256 values are NaN/inf \(first at sample 4\). Remove or fix those "
+                                         r"samples. Received: samples=<list of 32 elements>$"):
+        verify_tflite(content, model=model, samples=samples)

@@ -46,6 +46,11 @@ def run(*, model, output, target="sparse", representative_data=None, image_size=
     from tfsparse.outputs import check_output_path
 
     check_allow_ineligible(allow_ineligible, target)  # before loading the model
+    if isinstance(samples, bool) or not isinstance(samples, int) or samples < 1:
+        raise ValueError(
+            "Invalid value received for argument `samples`. Expected a positive integer (how many "
+            f"representative samples to use). Received: samples={samples!r}"
+        )
     check_output_path(output, overwrite=overwrite)
     keras_model = load_model_source(model, compile=False)
     representative = None

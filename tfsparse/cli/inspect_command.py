@@ -77,7 +77,13 @@ def run(path, *, xnnpack=False, sparsity=None, nm=None, channels=False):
             )
         from tfsparse.nm import check, parse_nm
 
-        n, m = parse_nm(nm)
+        try:
+            n, m = parse_nm(nm)
+        except ValueError as error:  # its "Expected ..." sentence, named after the one flag `n` and `m` come from
+            text = str(error)
+            start, end = text.find("Expected"), text.rfind(" Received:")
+            expected = text[start:end] if 0 <= start < end else "Expected `N:M` with integers 1 <= N < M, e.g. `2:4`."
+            raise ValueError(f"Invalid value received for argument `nm`. {expected} Received: nm={nm!r}") from None
         return check(path, n=n, m=m)
     if xnnpack and path.endswith(".tflite"):
         from tfsparse.xnnpack import lint

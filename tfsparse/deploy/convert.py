@@ -37,8 +37,11 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import tempfile
+import threading
 import warnings
 
 from absl import logging
@@ -67,7 +70,8 @@ def export(model, path, *, target="sparse", representative_data=None, verify=Tru
             `"sparse"`.
         representative_data: Input samples: an array, a dict/list of arrays
             for several inputs, or an iterable of such batches (Keras-style
-            `(x, y)` elements are fine). Calibrates `int8` (required there)
+            `(x, y)` elements are fine), with finite values (NaN or
+            infinity is refused). Calibrates `int8` (required there)
             and is the verification input for every target (up to 64
             samples). Defaults to `None`: verification uses 8 deterministic
             random normal inputs.
@@ -86,12 +90,14 @@ def export(model, path, *, target="sparse", representative_data=None, verify=Tru
         for `xnnpack` the linter's verdict in `xnnpack_lint`).
 
     Raises:
-        ValueError: for invalid arguments (checked before any work).
+        ValueError: for invalid arguments (checked before any work), e.g.
+            `representative_data` holding NaN or infinity.
         IneligibleError: (a `ValueError`) for `target="xnnpack"` when
             XNNPACK's sparse path will not fire for the converted file (the
             message and `error.reasons` say why; nothing is written), unless
             `allow_ineligible=True`.
-        ExportError: if saving or conversion fails (says what to try).
+        ExportError: if saving or conversion fails (says what to try), or
+            if an `int8` conversion comes out not quantized.
         VerificationError: if the file does not reproduce the model (the
             file is then not written; pass `verify=False` to keep it).
 
@@ -119,24 +125,27 @@ def export(model, path, *, target="sparse", representative_data=None, verify=Tru
     if representative_data is not None:
         samples = samples_lib.from_representative_data(
             representative_data, model=model, names=samples_lib.keras_input_names(model))
-    deployable = finalize(model)
-    with tempfile.TemporaryDirectory(prefix="tfsparse_export_") as tmp:
-        saved = os.path.join(tmp, "saved_model")
-        _save(deployable, saved, spec)
-        dense_fp32 = _convert(saved, targets.TARGETS["dense"], model, what="dense float32 reference")
-        samples = samples_lib.match_signature(samples, tuple(signature_inputs(dense_fp32)))
-        content = dense_fp32 if spec.name == "dense" else _convert(saved, spec, model, samples=samples)
-        densified = {}
-        if spec.sparse:
-            content, densified = encoding.densify_where_not_smaller(content)
-            if densified and not TfliteSummary.from_bytes(content).sparse_tensors:
-                logging.info("tfsparse.deploy: no tensor is smaller sparse; using the dense encoding")
-                content = dense_fp32 if not spec.int8 else _convert(
-                    saved, spec, model, samples=samples, sparse=False)
-    xnnpack_lint = _xnnpack_verdict(content, allow_ineligible=allow_ineligible) if spec.name == "xnnpack" else None
-    verification = None
-    if verify:
-        verification = verify_tflite(content, model=model, samples=samples, quantized=spec.int8)
+    with _interrupts_not_swallowed():  # a Ctrl-C or SIGTERM during the work stops it before writing
+        deployable = finalize(model)
+        with tempfile.TemporaryDirectory(prefix="tfsparse_export_") as tmp:
+            saved = os.path.join(tmp, "saved_model")
+            _save(deployable, saved, spec)
+            dense_fp32 = _convert(saved, targets.TARGETS["dense"], model, what="dense float32 reference")
+            samples = samples_lib.match_signature(samples, tuple(signature_inputs(dense_fp32)))
+            content = dense_fp32 if spec.name == "dense" else _convert(saved, spec, model, samples=samples)
+            densified = {}
+            if spec.sparse:
+                content, densified = encoding.densify_where_not_smaller(content)
+                if densified and not TfliteSummary.from_bytes(content).sparse_tensors:
+                    logging.info("tfsparse.deploy: no tensor is smaller sparse; using the dense encoding")
+                    content = dense_fp32 if not spec.int8 else _convert(
+                        saved, spec, model, samples=samples, sparse=False)
+        if spec.int8:
+            _check_quantized(content, model)
+        xnnpack_lint = _xnnpack_verdict(content, allow_ineligible=allow_ineligible) if spec.name == "xnnpack" else None
+        verification = None
+        if verify:
+            verification = verify_tflite(content, model=model, samples=samples, quantized=spec.int8)
     write_bytes(path, content, overwrite=overwrite)
     summary = TfliteSummary.from_bytes(content, path=path)
     logging.info("tfsparse.deploy: wrote %s (%d bytes)", path, len(content))
@@ -207,6 +216,66 @@ def _check_path(path, *, overwrite):
             f"`.tflite`. Received: path={path!r}"
         )
     return check_output_path(path, overwrite=overwrite, argument="path")
+
+
+@contextlib.contextmanager
+def _interrupts_not_swallowed():
+    """Raises again, at the end of the block, an interrupt that TensorFlow swallowed or turned into another error.
+
+    A Python signal handler (SIGINT's `KeyboardInterrupt`, the CLI's SIGTERM
+    handler) raises wherever the main thread is; inside TensorFlow or Keras
+    (tracing, tensor conversion) a broad `except` can then drop that exception,
+    so the export would finish and write its file, or turn it into another
+    error. While the block runs, each signal with a Python handler goes through
+    a wrapper that remembers what the handler raised, and that exception is
+    raised here if the block ends without it. Only in the main thread (the only
+    one with signal handlers); signals without a Python handler are untouched.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    raised, previous = [], {}
+
+    def remembering(handler):
+        def handle(signum, frame):
+            try:
+                handler(signum, frame)
+            except BaseException as error:
+                raised.append(error)
+                raise
+        return handle
+
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        handler = signal.getsignal(signum)
+        if callable(handler):
+            previous[signum] = handler
+            signal.signal(signum, remembering(handler))
+    try:
+        yield
+    except BaseException as error:
+        if raised and error is not raised[0]:
+            raise raised[0]  # the interrupt, not the error TensorFlow made of it
+        raise
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+    if raised:
+        raise raised[0]
+
+
+def _check_quantized(content, model):
+    """Raises `ExportError` unless the int8 `content` really is quantized (no float weights, int8 tensors)."""
+    summary = TfliteSummary.from_bytes(content)
+    floats = [t.name for t in summary.tensors if t.bytes and t.dtype.startswith("float")]
+    if floats or not any(t.dtype == "int8" for t in summary.tensors):
+        listed = ", ".join(repr(name) for name in floats[:3]) + (", ..." if len(floats) > 3 else "")
+        raise ExportError(
+            f"The TFLite converter did not quantize model {model.name!r} to int8"
+            + (f": {len(floats)} constant tensor(s) stayed float ({listed})" if floats else ": no int8 tensor")
+            + ". This happens when calibration sees NaN or infinite activations; check that the model's "
+            "outputs on representative_data are finite, or export with target='sparse' (float32). "
+            "Nothing was written."
+        )
 
 
 def _save(model, directory, spec):

@@ -31,6 +31,8 @@ from __future__ import annotations
 import keras
 import numpy as np
 
+from tfsparse.calibration import check_finite, describe
+
 
 def from_representative_data(data, *, model, names):
     """Splits `representative_data` into single-sample dicts keyed by `names`.
@@ -43,8 +45,13 @@ def from_representative_data(data, *, model, names):
     Returns:
         A list of `{name: array of batch 1}` dicts, one per sample.
 
+    Numeric arrays are cast to the dtype of the model's input (e.g.
+    float64 to float32), as Keras does when it calls the model.
+
     Raises:
-        ValueError: if the data does not match the model's inputs.
+        ValueError: if the data does not match the model's inputs (names,
+            count, sample shape, dtype), or holds NaN or infinity
+            (`tfsparse.calibration.check_finite`).
     """
     names = tuple(names)
     if _is_batch(data, len(names)):
@@ -54,9 +61,13 @@ def from_representative_data(data, *, model, names):
             batches = iter(data)
         except TypeError:
             raise ValueError(_bad(data, names, "it is neither an array nor an iterable of batches")) from None
+    specs = _input_specs(model, len(names))
+    labels = [f"input {name!r}" if len(names) > 1 else "the input" for name in names]
     result = []
     for element in batches:
         arrays = _as_input_arrays(_strip_targets(element, len(names)), model, names)
+        if specs is not None:
+            arrays = [_fit(a, spec, label, data) for a, spec, label in zip(arrays, specs, labels)]
         counts = {len(a) for a in arrays}
         if len(counts) != 1:
             raise ValueError(_bad(data, names, f"a batch has inputs with different sample counts {sorted(counts)}"))
@@ -64,6 +75,7 @@ def from_representative_data(data, *, model, names):
             result.append({name: a[i:i + 1] for name, a in zip(names, arrays)})
     if not result:
         raise ValueError(_bad(data, names, "it holds no samples"))
+    check_finite(list(stack(result, names).values()), "representative_data", received=data)
     return result
 
 
@@ -195,6 +207,41 @@ def _as_input_arrays(x, model, names):
     if isinstance(x, (list, tuple)) and len(x) == n and all(_is_array(v) for v in x):
         return [np.asarray(v) for v in x]
     raise ValueError(_bad(x, names, f"the model has {n} input(s)"))
+
+
+def _input_specs(model, count):
+    """The model's flattened input specs (`shape`, `dtype`), in `keras_input_names` order, or `None`."""
+    from tfsparse.deploy.targets import input_signature
+
+    specs = keras.tree.flatten(input_signature(model))
+    return specs if len(specs) == count else None
+
+
+def _fit(array, spec, which, data):
+    """`array` checked against `spec`'s sample shape and cast to its dtype; `ValueError` if it cannot fit."""
+    shape = tuple(spec.shape)
+    if array.ndim != len(shape) or any(d is not None and d != int(a) for d, a in zip(shape[1:], array.shape[1:])):
+        dims = ", ".join("None" if d is None else str(d) for d in shape[1:])
+        raise ValueError(
+            "Invalid value received for argument `representative_data`. Expected arrays of shape "
+            f"(N, {dims}) for {which} of the model (N samples, batch first); a batch has shape "
+            f"{tuple(array.shape)}. Received: representative_data={describe(data)}"
+        )
+    try:
+        want = np.dtype(spec.dtype)
+    except TypeError:
+        return array
+    have = array.dtype
+    if have == want:
+        return array
+    if have.kind in "biuf" and (want.kind == "f" or (want.kind in "iu" and have.kind in "biu")):
+        with np.errstate(over="ignore"):  # values beyond float32 become inf: refused by check_finite
+            return array.astype(want)
+    raise ValueError(
+        "Invalid value received for argument `representative_data`. Expected numbers that convert to "
+        f"{want.name} for {which} of the model; a batch has dtype {have}. "
+        f"Received: representative_data={describe(data)}"
+    )
 
 
 def _bad(data, names, why):

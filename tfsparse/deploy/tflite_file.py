@@ -81,15 +81,37 @@ class TfliteSummary:
 
     @classmethod
     def from_bytes(cls, content, *, path=None):
-        """Summarizes `.tflite` `content` (bytes); `path` is only recorded."""
+        """Summarizes `.tflite` `content` (bytes); `path` is only recorded.
+
+        Raises:
+            ValueError: if `content` is not a complete TFLite flatbuffer
+                (no `TFL3` identifier, truncated or corrupt).
+        """
         content = bytes(content)
-        if len(content) < 8 or content[4:8] != b"TFL3":
+        where = "<bytes>" if path is None else os.fspath(path)
+        try:
+            if len(content) < 8 or content[4:8] != b"TFL3":
+                raise ValueError("no 'TFL3' file identifier")
+            return cls._parse(content, path)
+        except Exception as error:  # flatbuffers reads past the end of a truncated file as struct.error etc.
             raise ValueError(
-                "Invalid value received for argument `path`. Expected a TFLite "
-                "flatbuffer (file identifier 'TFL3'); re-export it with "
-                f"`tfsparse.export`. Received: path={path or '<bytes>'}"
-            )
+                "Invalid value received for argument `path`. Expected a TFLite flatbuffer; "
+                f"{where} is not a valid .tflite flatbuffer (truncated or corrupt?): {error}. "
+                f"Re-export it with `tfsparse export`. Received: path={where}"
+            ) from error
+
+    @classmethod
+    def _parse(cls, content, path):
         model = tflite.Model.GetRootAsModel(content, 0)
+        if not model.SubgraphsLength():
+            raise ValueError("it has no subgraph")
+        for b in range(model.BuffersLength()):  # constant data must lie inside the file
+            buffer = model.Buffers(b)
+            end = buffer.Offset() + buffer.Size() if buffer.Offset() > 1 else None
+            if end is not None and end > len(content):
+                raise ValueError(f"buffer {b} ends at byte {end}, past the end of the file ({len(content)} bytes)")
+            if end is None and buffer.DataLength():
+                buffer.DataAsNumpy()  # raises if the data runs past the end
         counts: dict = {}
         tensors, inputs, outputs = [], [], []
         for g in range(model.SubgraphsLength()):
@@ -168,7 +190,8 @@ def inspect_tflite(path):
         tensors with their encoding and size, inputs and outputs.
 
     Raises:
-        ValueError: if `path` does not exist or is not a TFLite flatbuffer.
+        ValueError: if `path` does not exist or is not a complete TFLite
+            flatbuffer (e.g. truncated).
 
     Example:
 
@@ -181,9 +204,11 @@ def inspect_tflite(path):
     [(-1, 4)]
     """
     if not isinstance(path, (str, os.PathLike)) or not os.path.isfile(path):
+        why = ("" if not isinstance(path, (str, os.PathLike)) else
+               f" {os.fspath(path)} is a directory." if os.path.isdir(path) else f" {os.fspath(path)} does not exist.")
         raise ValueError(
             "Invalid value received for argument `path`. Expected an existing "
-            f"`.tflite` file; check the path. Received: path={path!r}"
+            f"`.tflite` file;{why} Check the path. Received: path={path!r}"
         )
     with open(path, "rb") as f:
         return TfliteSummary.from_bytes(f.read(), path=path)

@@ -6,6 +6,8 @@ the Keras model runs on the same samples in inference mode
 (`training=False`).
 
 Pass/fail rules:
+- any NaN or infinity in the Keras or the .tflite outputs (or in the
+  errors) fails: such outputs cannot be compared.
 - float32 files: the maximum absolute error divided by the output scale
   (the largest `|keras output|`) must be at most `1e-4`.
 - int8 files report mean/max absolute error and, for outputs whose last
@@ -41,6 +43,7 @@ import numpy as np
 from absl import logging
 from ai_edge_litert.interpreter import Interpreter
 
+from tfsparse.calibration import check_finite
 from tfsparse.deploy import samples as samples_lib
 from tfsparse.deploy.errors import VerificationError
 
@@ -110,9 +113,10 @@ def verify_tflite(content, *, model, samples=None, quantized=False, raise_on_fai
         A `Verification`.
 
     Raises:
+        ValueError: if `samples` hold NaN or infinity.
         VerificationError: if LiteRT cannot run the file, the inputs or
             outputs cannot be matched, or (with `raise_on_failure`) the
-            outputs differ beyond the rules.
+            outputs differ beyond the rules (or are not finite).
     """
     runner = _runner(content)
     details = runner.get_input_details()
@@ -125,6 +129,7 @@ def verify_tflite(content, *, model, samples=None, quantized=False, raise_on_fai
             f"The samples have inputs {sorted(samples[0]) if samples else []} but the .tflite "
             f"signature expects {sorted(names)}."
         )
+    check_finite(list(samples_lib.stack(samples, names).values()), "samples", received=samples)
     logging.info("tfsparse.deploy: verifying the .tflite against Keras on %d samples", len(samples))
     expected = _keras_outputs(model, samples_lib.stack(samples, samples_lib.model_order(model, names)))
     got = [_run(runner, sample) for sample in samples]
@@ -214,17 +219,23 @@ def _match_outputs(expected, got):
 
 
 def _compare(pairs, count, quantized) -> Verification:
-    errors = [np.abs(t - k) for k, t in pairs]
-    max_abs = max(float(e.max()) if e.size else 0.0 for e in errors)
-    total = sum(e.size for e in errors)
-    mean_abs = float(sum(e.sum() for e in errors) / total) if total else 0.0
-    scale = max(float(np.abs(k).max()) if k.size else 0.0 for k, _ in pairs)
-    rel = max_abs / max(scale, np.finfo(np.float32).tiny)
+    with np.errstate(invalid="ignore", over="ignore"):  # NaN/inf outputs fail below, without warnings
+        errors = [np.abs(t - k) for k, t in pairs]
+        max_abs = max(float(e.max()) if e.size else 0.0 for e in errors)
+        total = sum(e.size for e in errors)
+        mean_abs = float(sum(e.sum() for e in errors) / total) if total else 0.0
+        scale = max(float(np.abs(k).max()) if k.size else 0.0 for k, _ in pairs)
+        rel = max_abs / max(scale, np.finfo(np.float32).tiny)
     agreements = [float(np.mean(np.argmax(k, -1) == np.argmax(t, -1)))
                   for k, t in pairs if k.ndim >= 2 and k.shape[-1] > 1]
     top1 = min(agreements) if agreements else None
     reason = ""
-    if not quantized and rel > FLOAT_RTOL:
+    keras_bad = sum(_non_finite(k) for k, _ in pairs)
+    tflite_bad = sum(_non_finite(t) for _, t in pairs)
+    if keras_bad or tflite_bad or not np.isfinite([max_abs, mean_abs, rel]).all():
+        reason = (f"outputs are not finite: {keras_bad} NaN/inf values from Keras, {tflite_bad} from the "
+                  ".tflite, so they cannot be compared")
+    elif not quantized and rel > FLOAT_RTOL:
         reason = f"relative error {rel:.3g} > {FLOAT_RTOL:g}"
     elif quantized and top1 is not None and top1 < MIN_TOP1_AGREEMENT:
         reason = f"top-1 agreement {top1:.1%} < {MIN_TOP1_AGREEMENT:.0%}"
@@ -233,3 +244,7 @@ def _compare(pairs, count, quantized) -> Verification:
     return Verification(samples=count, quantized=quantized, max_abs_error=max_abs, mean_abs_error=mean_abs,
                         output_scale=scale, max_rel_error=rel, top1_agreement=top1,
                         passed=not reason, reason=reason)
+
+
+def _non_finite(array) -> int:
+    return int(array.size - np.count_nonzero(np.isfinite(array)))
