@@ -52,3 +52,17 @@ def emulator_ready():
             pytest.fail(f"CI must run the emulated tests but the emulator is not ready: {state.reason}")
         pytest.skip(f"emulated aarch64 runtime not set up ({state.reason})")
     return state
+
+
+@pytest.fixture(scope="session")
+def tiny_tflite_bytes():
+    """Two small valid `.tflite` flatbuffers (different), for tests whose runner never loads them."""
+    import tensorflow as tf
+
+    contents = []
+    for units in (2, 3):
+        model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(units)])
+        function = tf.function(model, input_signature=[tf.TensorSpec((1, 4), tf.float32)])
+        converter = tf.lite.TFLiteConverter.from_concrete_functions([function.get_concrete_function()], model)
+        contents.append(converter.convert())
+    return contents

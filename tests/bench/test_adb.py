@@ -117,12 +117,12 @@ def elf(path, machine=183):
 
 
 @pytest.fixture
-def files(tmp_path):
+def files(tmp_path, tiny_tflite_bytes):
     """A fake arm64 benchmark_model binary and two small .tflite files (only pushed, never loaded)."""
     (tmp_path / "a").mkdir()
     sparse, dense = tmp_path / "a" / "sparse.tflite", tmp_path / "dense.tflite"
-    sparse.write_bytes(b"TFL3 sparse")
-    dense.write_bytes(b"TFL3 dense")
+    sparse.write_bytes(tiny_tflite_bytes[0])
+    dense.write_bytes(tiny_tflite_bytes[1])
     return {"binary": elf(tmp_path / "benchmark_model"), "sparse": str(sparse), "dense": str(dense)}
 
 

@@ -17,12 +17,12 @@ DETAILS = {"runtime": "tflite-runtime 2.14.0", "machine": "aarch64 (qemu-user)"}
 
 
 @pytest.fixture
-def files(tmp_path):
+def files(tmp_path, tiny_tflite_bytes):
     paths = {}
-    for name in ("sparse", "dense"):
+    for name, content in zip(("sparse", "dense"), tiny_tflite_bytes):
         paths[name] = str(tmp_path / f"{name}.tflite")
         with open(paths[name], "wb") as handle:
-            handle.write(b"\0\0\0\0TFL3")  # never loaded: the runner is a fake
+            handle.write(content)  # valid, but never loaded: the runner is a fake
     return paths
 
 

@@ -34,8 +34,13 @@ _JSON = flags.DEFINE_bool("json", False, "Print JSON instead of a table.", flag_
 
 
 def run(path, *, compare=None, threads=1, runs=20, warmup=3, target="local", benchmark_binary=None, observe=None):
-    """Returns `tfsparse.bench.bench(...)`'s `BenchResult`."""
+    """Returns `tfsparse.bench.bench(...)`'s `BenchResult`; both files are checked to be `.tflite` files first."""
     from tfsparse.bench import bench
+    from tfsparse.deploy import inspect_tflite
+
+    inspect_tflite(path)  # a missing, truncated or foreign file is named here, not by the runner on the target
+    if compare is not None:
+        inspect_tflite(compare, argument="compare")
 
     return bench(path, compare=compare, threads=threads, runs=runs, warmup=warmup, target=target,
                  benchmark_binary=benchmark_binary, observe=observe)

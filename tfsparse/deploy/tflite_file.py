@@ -80,8 +80,8 @@ class TfliteSummary:
     outputs: tuple
 
     @classmethod
-    def from_bytes(cls, content, *, path=None):
-        """Summarizes `.tflite` `content` (bytes); `path` is only recorded.
+    def from_bytes(cls, content, *, path=None, argument="path"):
+        """Summarizes `.tflite` `content` (bytes); `path` is only recorded, `argument` names it in errors.
 
         Raises:
             ValueError: if `content` is not a complete TFLite flatbuffer
@@ -95,9 +95,9 @@ class TfliteSummary:
             return cls._parse(content, path)
         except Exception as error:  # flatbuffers reads past the end of a truncated file as struct.error etc.
             raise ValueError(
-                "Invalid value received for argument `path`. Expected a TFLite flatbuffer; "
+                f"Invalid value received for argument `{argument}`. Expected a TFLite flatbuffer; "
                 f"{where} is not a valid .tflite flatbuffer (truncated or corrupt?): {error}. "
-                f"Re-export it with `tfsparse export`. Received: path={where}"
+                f"Re-export it with `tfsparse export`. Received: {argument}={where}"
             ) from error
 
     @classmethod
@@ -179,11 +179,12 @@ class TfliteSummary:
         return "\n".join(lines)
 
 
-def inspect_tflite(path):
+def inspect_tflite(path, *, argument="path"):
     """Summarizes the `.tflite` file at `path`.
 
     Args:
         path: A `.tflite` file (str or path-like).
+        argument: The name errors give `path`. Defaults to `"path"`.
 
     Returns:
         A `TfliteSummary`: operators with counts (`DENSIFY` included),
@@ -207,11 +208,11 @@ def inspect_tflite(path):
         why = ("" if not isinstance(path, (str, os.PathLike)) else
                f" {os.fspath(path)} is a directory." if os.path.isdir(path) else f" {os.fspath(path)} does not exist.")
         raise ValueError(
-            "Invalid value received for argument `path`. Expected an existing "
-            f"`.tflite` file;{why} Check the path. Received: path={path!r}"
+            f"Invalid value received for argument `{argument}`. Expected an existing "
+            f"`.tflite` file;{why} Check the path. Received: {argument}={path!r}"
         )
     with open(path, "rb") as f:
-        return TfliteSummary.from_bytes(f.read(), path=path)
+        return TfliteSummary.from_bytes(f.read(), path=path, argument=argument)
 
 
 def _op_name(opcode) -> str:
