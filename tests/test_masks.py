@@ -1,3 +1,5 @@
+import gc
+
 import keras
 import numpy as np
 import pytest
@@ -82,3 +84,22 @@ def test_mask_constraint_is_not_serializable():
 def test_sparsity():
     assert masks.sparsity(np.array([0.0, 1.0, 0.0, 2.0])) == 0.5
     assert masks.sparsity(np.zeros((0,))) == 0.0
+
+
+class _Owner:
+    """Stands for a strategy."""
+
+
+def test_attach_with_owner_claims_and_the_last_claim_wins():
+    layer = _dense()
+    first, second = _Owner(), _Owner()
+    mask = masks.attach(layer.kernel, owner=first)
+    assert masks.owner_of(layer.kernel) is first
+    assert masks.attach(layer.kernel) is mask and masks.owner_of(layer.kernel) is first  # owner=None keeps it
+    assert masks.attach(layer.kernel, owner=second) is mask and masks.owner_of(layer.kernel) is second
+    del second  # a claim does not keep its owner alive
+    gc.collect()
+    assert masks.owner_of(layer.kernel) is None
+    assert masks.owner_of(_dense().kernel) is None
+    with pytest.raises(ValueError, match="Expected a weight with a tfsparse mask"):
+        masks.claim(_dense().kernel, first)

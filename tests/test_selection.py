@@ -1,7 +1,10 @@
+import re
+
 import keras
 import pytest
 
 from tfsparse.selection import deserialize_selector, select_weights, serialize_selector
+from tfsparse.strategies.gmp import GMP
 
 L = keras.layers
 
@@ -69,3 +72,31 @@ def test_selector_serialization_round_trip():
     assert deserialize_selector(serialize_selector(selector)) == selector
     with pytest.raises(ValueError, match="predicate"):
         serialize_selector(lambda layer: True)
+
+
+@pytest.mark.parametrize("empty", [[], ()])
+def test_empty_layers_selector_is_an_error_not_everything(convnet, empty):
+    expected = (r"Invalid value received for argument `layers`. Expected at least one layer name/pattern .*; to "
+                r"prune every prunable layer, pass layers=None \(the default\). Received: layers="
+                + re.escape(repr(empty)))
+    with pytest.raises(ValueError, match=expected):
+        select_weights(convnet, layers=empty)
+    with pytest.raises(ValueError, match=expected):  # refused when the strategy is made, before any training
+        GMP(target_sparsity=0.5, end_step=10, layers=empty)
+    assert len(select_weights(convnet, exclude=empty)) == 6  # an empty exclude excludes nothing
+
+
+def test_selector_matching_nothing_suggests_close_names_and_lists_a_few():
+    inputs = keras.Input((4,))
+    x = inputs
+    for index in range(30):
+        x = L.Dense(4, name=f"dense_{index:02d}")(x)
+    model = keras.Model(inputs, x)
+    with pytest.raises(ValueError) as error:
+        select_weights(model, layers=["dense_01", "dnse_07"])
+    message = str(error.value)
+    assert "'dnse_07' matches no prunable weight (did you mean 'dense_07'?)" in message
+    assert "dense_00, dense_01" in message and "dense_19 ... (10 more)" in message and "dense_25" not in message
+    assert message.endswith("Received: layers=['dense_01', 'dnse_07']")
+    with pytest.raises(ValueError, match=r"removes every selected weight \(of dense_00, .*dense_19 \.\.\. \(10 more\)"):
+        select_weights(model, exclude="dense_.*")

@@ -22,16 +22,45 @@ Example:
 >>> int(np.count_nonzero(layer.kernel.numpy()))
 3
 >>> masks.detach(layer.kernel)
+
+Ownership: a strategy passes itself as `owner` when it attaches a mask
+(`attach(variable, owner=strategy)`), which claims the weight; the last claim
+wins and `owner_of` says who holds it. Strategies claim their weights when a
+fit starts and check on its first batch that they still hold them, so two
+strategies masking one weight in the same fit fail loudly instead of undoing
+each other's masks (see `tfsparse.Strategy.check_ownership`).
 """
 
 from __future__ import annotations
+
+import weakref
 
 import keras
 import numpy as np
 from keras import ops
 
 
-class MaskConstraint(keras.constraints.Constraint):
+class OwnedConstraint(keras.constraints.Constraint):
+    """A tfsparse constraint that records which strategy owns its variable.
+
+    `owner` is held through a weak reference, so a claim never keeps a
+    strategy (and the model it holds) alive, and a claim left by a fit that
+    was interrupted is simply replaced by the next strategy's claim.
+    """
+
+    _owner_ref = None
+
+    @property
+    def owner(self):
+        """The strategy that claimed the variable last, or `None`."""
+        return None if self._owner_ref is None else self._owner_ref()
+
+    @owner.setter
+    def owner(self, value):
+        self._owner_ref = None if value is None else weakref.ref(value)
+
+
+class MaskConstraint(OwnedConstraint):
     """Multiplies a weight by its mask, after an optional inner constraint.
 
     Not serialized on purpose: it lives on the variable, not in the layer
@@ -41,11 +70,14 @@ class MaskConstraint(keras.constraints.Constraint):
         mask: The non-trainable mask variable (same shape as the weight).
         inner: The constraint the weight had before, applied first.
             Defaults to `None`.
+        owner: The strategy that owns the mask (see `attach`), or `None`.
+            Defaults to `None`.
     """
 
-    def __init__(self, mask, inner=None):
+    def __init__(self, mask, inner=None, owner=None):
         self.mask = mask
         self.inner = inner
+        self.owner = owner
 
     def __call__(self, w):
         if self.inner is not None:
@@ -75,7 +107,29 @@ def _mask_name(variable) -> str:
     return variable.path.replace("/", "_") + "_tfsparse_mask"
 
 
-def attach(variable):
+def owner_of(variable):
+    """The strategy that claimed `variable` last (see `attach`), or `None`."""
+    constraint = getattr(variable, "constraint", None)
+    return constraint.owner if isinstance(constraint, OwnedConstraint) else None
+
+
+def claim(variable, owner) -> None:
+    """Records `owner` (a strategy) as the owner of `variable`'s tfsparse constraint.
+
+    Raises:
+        ValueError: if `variable` has no tfsparse constraint (a mask, see
+            `attach`).
+    """
+    constraint = getattr(variable, "constraint", None)
+    if not isinstance(constraint, OwnedConstraint):
+        raise ValueError(
+            "Invalid value received for argument `variable`. Expected a weight with a tfsparse mask; "
+            f"call `tfsparse.masks.attach` first. Received: variable={variable.path}"
+        )
+    constraint.owner = owner
+
+
+def attach(variable, owner=None):
     """Gives `variable` a mask constraint, or returns the one it has.
 
     The new mask starts from the weight's current zero pattern (so a resumed
@@ -84,12 +138,17 @@ def attach(variable):
 
     Args:
         variable: A `keras.Variable` (a layer weight).
+        owner: The strategy attaching the mask: it claims the weight,
+            replacing an earlier claim (see `owner_of`). `None` leaves the
+            claim as it is. Defaults to `None`.
 
     Returns:
         The mask `keras.Variable` (non-trainable, float32).
     """
     existing = get_mask(variable)
     if existing is not None:
+        if owner is not None:
+            claim(variable, owner)
         return existing
     value = np.asarray(keras.ops.convert_to_numpy(variable.value))
     initial = (value != 0).astype("float32")
@@ -102,7 +161,7 @@ def attach(variable):
         name=_mask_name(variable),
         aggregation="only_first_replica",
     )
-    variable.constraint = MaskConstraint(mask, inner=variable.constraint)
+    variable.constraint = MaskConstraint(mask, inner=variable.constraint, owner=owner)
     return mask
 
 

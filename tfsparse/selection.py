@@ -8,7 +8,9 @@ A selector is one of:
 - a list of the above (their union).
 
 `exclude` takes the same forms and removes weights after `layers` selected
-them. Each selector must match something: a typo fails loudly.
+them. Each selector must match something: a typo fails loudly (with the
+closest layer names), and so does an empty `layers=[]` (`layers=None` selects
+every prunable weight) or an `exclude` that leaves nothing.
 
 Example:
 
@@ -21,6 +23,7 @@ Example:
 
 from __future__ import annotations
 
+import difflib
 import importlib
 import re
 
@@ -61,17 +64,43 @@ def _check_selector(argument, selector):
         )
 
 
-def _apply(argument, selectors, candidates, available):
+#: The most layer names an error message lists.
+MAX_LISTED = 20
+
+
+def check_layers_argument(layers) -> None:
+    """Refuses an empty `layers` selector (`[]`, `()`), which would select nothing.
+
+    Raises:
+        ValueError: for an empty list or tuple.
+    """
+    if isinstance(layers, (list, tuple)) and not layers:
+        raise ValueError(
+            "Invalid value received for argument `layers`. Expected at least one layer name/pattern (a "
+            "name or regex, a layer class or a predicate); to prune every prunable layer, pass layers=None "
+            f"(the default). Received: layers={layers!r}"
+        )
+
+
+def _listing(names) -> str:
+    """`names` joined, at most `MAX_LISTED` of them."""
+    shown = ", ".join(names[:MAX_LISTED])
+    return shown if len(names) <= MAX_LISTED else f"{shown} ... ({len(names) - MAX_LISTED} more)"
+
+
+def _apply(argument, selectors, candidates, available, received):
     chosen = []
     for selector in selectors:
         _check_selector(argument, selector)
         hits = [w for w in candidates if _matches(selector, w)]
         if not hits:
+            close = difflib.get_close_matches(selector, available, n=1) if isinstance(selector, str) else []
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
             raise ValueError(
-                f"Invalid value received for argument `{argument}`. The selector "
-                f"{selector!r} matches no prunable weight. Prunable layers are: "
-                f"{', '.join(available)}. Fix the name or regex (it must match a "
-                f"whole layer name or weight path). Received: {argument}={selector!r}"
+                f"Invalid value received for argument `{argument}`. Expected selectors that each match a "
+                f"prunable layer, but {selector!r} matches no prunable weight{hint}. Prunable layers are: "
+                f"{_listing(available)}. Fix the name or regex (it must match a whole layer name or weight "
+                f"path). Received: {argument}={received!r}"
             )
         chosen.extend(w for w in hits if w not in chosen)
     return chosen
@@ -115,17 +144,21 @@ def select_from(candidates, *, layers=None, exclude=None):
         ValueError: if a selector is malformed or matches nothing, or if
             nothing is left.
     """
-    available = sorted({w.layer.name for w in candidates})
+    check_layers_argument(layers)
+    available = list(dict.fromkeys(w.layer.name for w in candidates))  # model order
     selectors = _as_list(layers)
-    chosen = _apply("layers", selectors, candidates, available) if selectors else list(candidates)
-    excluded = _apply("exclude", _as_list(exclude), candidates, available)
-    chosen = [w for w in candidates if w in chosen and w not in excluded]
-    if not chosen:
+    chosen = _apply("layers", selectors, candidates, available, layers) if selectors else list(candidates)
+    excluded = _apply("exclude", _as_list(exclude), candidates, available, exclude)
+    remaining = [w for w in candidates if w in chosen and w not in excluded]
+    if not remaining:
+        selected = list(dict.fromkeys(w.layer.name for w in chosen))
         raise ValueError(
-            "Invalid value received for argument `exclude`. It removes every "
-            f"selected weight, leaving nothing to prune. Received: exclude={exclude!r}"
+            "Invalid value received for argument `exclude`. Expected it to leave at least one selected "
+            f"weight to prune, but it removes every selected weight (of {_listing(selected)}); to prune "
+            "nothing, leave the strategy out. Received: "
+            f"exclude={exclude!r}{'' if layers is None else f' with layers={layers!r}'}"
         )
-    return chosen
+    return remaining
 
 
 def serialize_selector(selector):

@@ -17,6 +17,17 @@ Subclasses set `self.schedule` and implement
 `compute_masks(step, weights) -> list[np.ndarray]`; they may override
 `due_update(step)`.
 
+One strategy per weight: each strategy claims the weights it masks when a fit
+starts (`tfsparse.masks.attach(variable, owner=self)`) and, on the fit's first
+batch, checks that it still owns them (`check_ownership`); two strategies on
+one weight in the same fit raise a `ValueError` naming both. Strategies on
+disjoint weights, and different strategies in successive fits, are fine. A
+schedule that ends after the fit's last step is reported with a
+`UserWarning` when the fit starts. A subclass overriding `on_train_begin`
+claims its weights (`masks.attach(..., owner=self)`) and then calls
+`self.fit_started()`; one overriding `on_train_batch_begin` calls
+`self.check_ownership()` first.
+
 Example:
 
 >>> import keras, numpy as np, tfsparse
@@ -31,6 +42,7 @@ Example:
 from __future__ import annotations
 
 import contextlib
+import warnings
 
 import keras
 import numpy as np
@@ -38,7 +50,7 @@ import numpy as np
 from tfsparse import masks
 from tfsparse.distillation import pruning_target_of
 from tfsparse.prunable import check_model
-from tfsparse.selection import deserialize_selector, select_weights, serialize_selector
+from tfsparse.selection import check_layers_argument, deserialize_selector, select_weights, serialize_selector
 from tfsparse.xnnpack.policy import check_policy, xnnpack_weights
 
 
@@ -62,6 +74,7 @@ class Strategy(keras.callbacks.Callback):
 
     def __init__(self, *, layers=None, exclude=None, policy=None, log_dir=None):
         super().__init__()
+        check_layers_argument(layers)
         self.layers = layers
         self.exclude = exclude
         self.policy = check_policy(policy)
@@ -72,6 +85,8 @@ class Strategy(keras.callbacks.Callback):
         self._last_update = None
         self._sparsity = 0.0
         self._writer = None
+        self._ownership_checked = True  # False from the start of a fit to its first batch
+        self._schedule_warned = False
 
     # ----------------------------------------------------------- contract
     def prepare(self, model):
@@ -122,12 +137,12 @@ class Strategy(keras.callbacks.Callback):
         return pruning_target_of(self.model)
 
     def attach(self, model):
-        """Selects weights and attaches masks (from their zero patterns)."""
+        """Selects weights and attaches masks (from their zero patterns), claiming them."""
         check_model(model)
         self.weights = self.select(model)
         with _distribution_scope(model):
             for weight in self.weights:
-                masks.attach(weight.variable)
+                masks.attach(weight.variable, owner=self)
         self._sparsity = self.current_sparsity()
         return self.weights
 
@@ -149,6 +164,105 @@ class Strategy(keras.callbacks.Callback):
         self._sparsity = self.current_sparsity()
         self.history.append((int(step), float(self._sparsity)))
 
+    # ---------------------------------------------------------- ownership
+    def owned_variables(self):
+        """The variables this strategy claims in a fit: those of `self.weights`."""
+        return [weight.variable for weight in self.weights]
+
+    def check_ownership(self) -> None:
+        """Raises if another strategy claimed one of this strategy's weights in this fit.
+
+        Every strategy claims its weights when the fit starts (the last claim
+        wins); on the first batch each one checks its claims, so the first of
+        two strategies on one weight raises. Later batches skip the check.
+
+        Raises:
+            ValueError: naming both strategies and the weight.
+        """
+        if self._ownership_checked:
+            return
+        self._ownership_checked = True
+        conflicts = []
+        for variable in self.owned_variables():
+            owner = masks.owner_of(variable)
+            if owner is not None and owner is not self:
+                conflicts.append((variable, owner))
+        if not conflicts:
+            return
+        variable, other = conflicts[0]
+        mine, theirs = _describe(self), _describe(other)
+        both = f"two {mine} strategies" if mine == theirs else f"{mine} and {theirs}"
+        others = len(conflicts) - 1
+        more = f" (and {others} more weight{'s' if others > 1 else ''})" if others else ""
+        raise ValueError(
+            f"Invalid value received for argument `callbacks`. Expected one pruning strategy per weight, but "
+            f"{both} both act on {variable.path}{more} in this fit, so each would undo the other's masks. "
+            "Use one strategy per weight: give them disjoint `layers=`/`exclude=` (or run them in separate "
+            f"fits). Received: callbacks with {both} on {variable.path}"
+        )
+
+    # ------------------------------------------------------ schedule check
+    def schedule_end(self):
+        """The step at which the strategy reaches its target: `schedule.end_step` (`None`: no target step)."""
+        return None if self.schedule is None else self.schedule.end_step
+
+    def sparsity_after(self, step: int):
+        """`(sparsity, target)` once training step `step` was taken, or `None` when the schedule cannot say."""
+        schedule = self.schedule
+        try:
+            update = schedule.last_update_step(step)
+            reached = 0.0 if update is None else float(schedule.sparsity(update))
+            return reached, float(schedule.sparsity(self.schedule_end()))
+        except NotImplementedError:  # a schedule without sparsities (l0's, moe_expert's)
+            return None
+
+    def _last_applied_step(self, stop: int) -> int:
+        """The last step whose update a fit stopping at step `stop` applies (its last batch's)."""
+        return stop - 1
+
+    def warn_if_schedule_outlasts_fit(self) -> None:
+        """Warns (once) when the schedule ends after the last step of the fit that starts.
+
+        Uses `self.params` (`steps` per epoch, `epochs`) and the optimizer's
+        `iterations`; a fit of unknown length is not checked.
+        """
+        if self._schedule_warned or self.model is None or getattr(self.model, "optimizer", None) is None:
+            return
+        params = self.params or {}
+        steps, epochs = params.get("steps"), params.get("epochs")
+        end = self.schedule_end()
+        if not steps or not epochs or end is None:
+            return
+        optimizer = self.model.optimizer
+        start = int(keras.ops.convert_to_numpy(optimizer.iterations))
+        batches = int(steps) * int(epochs)
+        accumulation = getattr(getattr(optimizer, "inner_optimizer", optimizer), "gradient_accumulation_steps", None)
+        stop = start + (batches // accumulation if accumulation else batches)  # `iterations` when the fit ends
+        last = self._last_applied_step(stop)
+        if end <= last:
+            return
+        outcome = self.sparsity_after(last)
+        if outcome is not None and outcome[0] >= outcome[1]:
+            return
+        self._schedule_warned = True
+        finish = ("the model will not reach the strategy's target" if outcome is None else
+                  f"the model will finish at sparsity {outcome[0]:.1%} instead of the target {outcome[1]:.1%}")
+        warnings.warn(
+            f"{type(self).__name__}'s schedule ends at step {end} but this fit stops at step {stop}: {finish}. "
+            "Lower end_step or train longer.",
+            UserWarning,
+            stacklevel=2,
+        )
+
+    def fit_started(self) -> None:
+        """Arms the ownership check of the first batch and checks the schedule against the fit's length.
+
+        `on_train_begin` calls it once the weights are claimed; a subclass
+        that overrides `on_train_begin` without calling it calls this last.
+        """
+        self._ownership_checked = False
+        self.warn_if_schedule_outlasts_fit()
+
     # ---------------------------------------------------------- callbacks
     def on_train_begin(self, logs=None):
         before = {id(v): v.constraint for v in self.model.trainable_variables}
@@ -160,8 +274,10 @@ class Strategy(keras.callbacks.Callback):
             import tensorflow as tf  # only needed for TensorBoard files
 
             self._writer = tf.summary.create_file_writer(self.log_dir)
+        self.fit_started()
 
     def on_train_batch_begin(self, batch, logs=None):
+        self.check_ownership()
         step = int(keras.ops.convert_to_numpy(self.model.optimizer.iterations))
         update_step = self.due_update(step)
         if update_step is not None:
@@ -208,6 +324,12 @@ class Strategy(keras.callbacks.Callback):
         config["layers"] = deserialize_selector(config.get("layers"))
         config["exclude"] = deserialize_selector(config.get("exclude"))
         return cls(**config)
+
+
+def _describe(strategy) -> str:
+    """`GMP ('gmp')`: a strategy's class and registry name, for messages."""
+    name = getattr(strategy, "name", None)
+    return f"{type(strategy).__name__} ({name!r})" if name else type(strategy).__name__
 
 
 def _distribution_scope(model):

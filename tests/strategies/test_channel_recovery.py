@@ -133,6 +133,7 @@ def test_growing_fades_the_chosen_channels_and_zeroes_them_at_end_step(task):
         assert np.all((mask == 0) | (mask == 1)), weight.path
 
 
+@pytest.mark.filterwarnings("ignore:.*schedule ends at step:UserWarning")  # one epoch of the schedule on purpose
 def test_without_regularization_chosen_channels_are_zero_right_after_their_update(task):
     model, strategy, trace = _prune(task, epochs=1)
     assert not any(scheduled.any() for scheduled in trace.scheduled.values())
@@ -142,6 +143,7 @@ def test_without_regularization_chosen_channels_are_zero_right_after_their_updat
     assert np.all(trace.norms[first - 1][trace.removed[first]] > 0)
 
 
+@pytest.mark.filterwarnings("ignore:.*schedule ends at step:UserWarning")  # stops while channels fade, on purpose
 def test_sparsity_log_counts_scheduled_channels(task):
     x, y, _ = task
     model = _pretrained(task)

@@ -1,5 +1,7 @@
 """The plugin contract, checked for every registered strategy."""
 
+import re
+
 import keras
 import numpy as np
 import pytest
@@ -54,3 +56,25 @@ def test_prepare_rejects_non_keras_models(name, bad):
 def test_prepare_rejects_unbuilt_models(name):
     with pytest.raises(ValueError, match="not built"):
         _strategy(name).prepare(keras.Sequential([keras.layers.Dense(2)]))
+
+
+#: The strategy that shares a weight with each core strategy: gmp masks the kernels; l0's gates are its own.
+PARTNER = {"gmp": "gmp", "nm": "gmp", "l1": "gmp", "channel": "gmp", "l0": "l0"}
+CLASS_NAMES = {"gmp": "GMP", "nm": "NM", "l1": "L1", "channel": "ChannelPruning", "l0": "L0"}
+
+
+@pytest.mark.parametrize("name", sorted(PARTNER))
+def test_two_strategies_on_one_weight_in_one_fit_are_refused(name, mlp, classification_data):
+    x, y = classification_data
+    first, second = _strategy(name), _strategy(PARTNER[name])
+    model = second.prepare(first.prepare(mlp))
+    model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    mine, theirs = f"{CLASS_NAMES[name]} ('{name}')", f"{CLASS_NAMES[PARTNER[name]]} ('{PARTNER[name]}')"
+    both = f"two {mine} strategies" if mine == theirs else f"{mine} and {theirs}"
+    with pytest.raises(ValueError, match=rf"Expected one pruning strategy per weight, but {re.escape(both)} both "
+                                         r"act on \S*hidden\S* .*give them disjoint `layers=`/`exclude=`"):
+        model.fit(x, y, batch_size=32, epochs=2, verbose=0, callbacks=[first, second])
+    # The refused fit leaves no stale claim: the first strategy alone trains the same model.
+    alone = _strategy(name)
+    model.fit(x, y, batch_size=32, epochs=2, verbose=0, callbacks=[alone])
+    assert alone.current_sparsity() > 0

@@ -41,6 +41,7 @@ def test_global_scope_uses_one_threshold(classification_data):
     assert per_layer[0] != pytest.approx(per_layer[1], abs=1e-3)  # layers differ under global scope
 
 
+@pytest.mark.filterwarnings("ignore:.*schedule ends at step:UserWarning")  # the first fit stops early on purpose
 def test_mask_is_frozen_after_end_step_and_history_follows_schedule(mlp, classification_data):
     x, y = classification_data
     gmp = GMP(target_sparsity=0.75, begin_step=2, end_step=10, frequency=4)
@@ -74,6 +75,7 @@ def test_tensorboard_scalars_are_written(tmp_path, mlp, classification_data):
     assert any(tag.endswith("hidden/kernel") for tag in tags)
 
 
+@pytest.mark.filterwarnings("ignore:.*schedule ends at step:UserWarning")  # the first fit stops early on purpose
 def test_save_load_resume_keeps_pattern_and_schedule_position(tmp_path, mlp, classification_data):
     x, y = classification_data
     config = dict(target_sparsity=0.9, begin_step=0, end_step=24, frequency=4)

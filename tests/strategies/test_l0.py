@@ -288,6 +288,7 @@ def test_target_mode_at_adams_default_learning_rate_closes_gates_in_500_steps():
     assert history.history["sparsity"][-1] == round(0.6 * 128) / 128 and history.history["accuracy"][-1] > 0.9
 
 
+@pytest.mark.filterwarnings("ignore:.*schedule ends at step:UserWarning")  # one-step fits on purpose
 def test_auto_scale_keeps_log_alpha_and_predictions_and_a_slow_fixed_scale_warns(mlp, classification_data):
     x, y = classification_data
     strategy = L0(target_sparsity=0.25, end_step=50, frequency=5)

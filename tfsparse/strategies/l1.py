@@ -351,7 +351,12 @@ class L1(Strategy):
         self._penalty = self._penalty_value(lam)
 
     # ----------------------------------------------------------- callbacks
+    def schedule_end(self):
+        """`end_step` in target mode; a fixed `l1` has no target to reach."""
+        return None if self.target_sparsity is None else self.schedule.end_step
+
     def on_train_batch_begin(self, batch, logs=None):
+        self.check_ownership()
         step = int(ops.convert_to_numpy(self.model.optimizer.iterations))
         update_step = self.due_update(step)
         if update_step is not None:

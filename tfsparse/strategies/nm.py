@@ -163,6 +163,21 @@ class NM(Strategy):
             return None  # every weight is N:M and its mask final (see the module docstring)
         return super().due_update(step)
 
+    def schedule_end(self):
+        """The step at which the last weight switches to N:M."""
+        schedule = self.schedule
+        if not self.layerwise:
+            return schedule.begin_step
+        last = schedule.begin_step + max(len(self.weights) - 1, 0) * schedule.frequency
+        return last if schedule.end_step is None else min(last, schedule.end_step)
+
+    def sparsity_after(self, step):
+        """`(sparsity, target)` once step `step` was taken: the switched weights are N:M."""
+        sizes = [int(np.prod(weight.variable.shape)) for weight in self.weights]
+        target = 1.0 - self.n / self.m
+        done = self.switched(step, len(sizes))
+        return (target * sum(sizes[:done]) / sum(sizes) if sum(sizes) else 0.0), target
+
     def compute_masks(self, step, weights):
         done = self.switched(step, len(weights))
         result = []

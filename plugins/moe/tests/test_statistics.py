@@ -60,6 +60,7 @@ def test_evaluate_and_predict_do_not_collect():
     assert model.get_layer("moe").read_statistics()["tokens"] == 0.0
 
 
+@pytest.mark.filterwarnings("ignore:.*schedule ends at step:UserWarning")  # it only collects statistics
 def test_strategy_keeps_a_window_of_recent_batches():
     model = frozen_model()
     x = np.random.default_rng(0).normal(size=(40, 6, 4)).astype("float32")

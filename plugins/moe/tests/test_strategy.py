@@ -161,6 +161,7 @@ def test_weight_l1_criterion_can_prune_before_any_statistics():
     assert np.flatnonzero(~layer.kept_experts()).tolist() == [2, 7]
 
 
+@pytest.mark.filterwarnings("ignore:.*schedule ends at step:UserWarning")  # the first fit stops early on purpose
 def test_resumed_training_keeps_the_pruned_experts_and_waits_for_statistics(tmp_path):
     model = moe_model(num_experts=6, learning_rate=1e-3)
     pruner = MoEExpertPruning(3, begin_step=1, end_step=4, frequency=1, window=2)
@@ -256,3 +257,15 @@ def test_command_line_sparsity_reaches_the_strategy():
 
 def test_registered_as_moe_expert():
     assert tfsparse.get_strategy("moe_expert") is MoEExpertPruning
+
+
+def test_two_expert_pruners_on_one_moe_layer_in_one_fit_are_refused():
+    model = moe_model(num_experts=6, learning_rate=1e-3, layers=2)
+    first = MoEExpertPruning(3, begin_step=1, end_step=4, frequency=1, window=2)
+    second = MoEExpertPruning(4, begin_step=1, end_step=4, frequency=1, window=2, layers="moe_0")
+    with pytest.raises(ValueError, match=r"two MoEExpertPruning \('moe_expert'\) strategies both act on \S*moe_0\S* "
+                                         r"\(and \d+ more weights\) in this fit.*disjoint `layers=`/`exclude=`"):
+        model.fit(*data(64), batch_size=8, epochs=1, verbose=0, callbacks=[first, second])
+    disjoint = [MoEExpertPruning(3, begin_step=1, end_step=4, frequency=1, window=2, layers="moe_1"), second]
+    model.fit(*data(64), batch_size=8, epochs=1, verbose=0, callbacks=disjoint)
+    assert int(model.get_layer("moe_1").kept_experts().sum()) == 3 == second.experts_kept() - 1

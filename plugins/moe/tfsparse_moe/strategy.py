@@ -263,7 +263,7 @@ class MoEExpertPruning(Strategy):
         with _distribution_scope(self.model):
             for layer in self.moe_layers:
                 for variable in [*layer.expert_variables(), layer.router_kernel, layer.router_bias]:
-                    masks.attach(variable)
+                    masks.attach(variable, owner=self)  # claims it (see `Strategy.check_ownership`)
                     self.weights.append(PrunableWeight(layer, variable))
                 self._apply(layer, layer.kept_experts())  # expert_mask (saved with the model) is the truth
                 layer.reset_statistics()
@@ -276,6 +276,7 @@ class MoEExpertPruning(Strategy):
             import tensorflow as tf  # only needed for TensorBoard files
 
             self._writer = tf.summary.create_file_writer(self.log_dir)
+        self.fit_started()
 
     def on_train_batch_end(self, batch, logs=None):
         for layer in self.moe_layers:

@@ -262,7 +262,7 @@ class ChannelPruning(Strategy):
                 self._base[id(variable)] = (  # binary: a fade left by an unfinished fit is not kept
                     None if existing is None else (keras.ops.convert_to_numpy(existing.value) != 0).astype("float32")
                 )
-                masks.attach(variable)
+                masks.attach(variable, owner=self)  # claims it (see `Strategy.check_ownership`)
                 self._targets.append((variable, parts, id(layer) in fading))
                 self.weights.append(PrunableWeight(layer, variable))
         self._apply_masks()
@@ -386,6 +386,16 @@ class ChannelPruning(Strategy):
         plan = [state.kept - rounded_count(state.kept - count, state.kept, lower, self.round_to) if count else 0
                 for state, count, lower in zip(self.groups, picked, lowers)]
         return plan, scores
+
+    def _last_applied_step(self, stop):
+        """With `regularize="growing"`, a fit stopping at `end_step` applies it in `on_train_end`."""
+        return stop if self.regularize == "growing" else stop - 1
+
+    def sparsity_after(self, step):
+        """`(channel sparsity, target)` once step `step` was taken; fading channels (`"growing"`) are not zero."""
+        if self.regularize == "growing" and step < self.schedule.end_step:
+            return 0.0, float(self.schedule.sparsity(self.schedule.end_step))
+        return super().sparsity_after(step)
 
     # ---------------------------------------------------------- callbacks
     def on_train_end(self, logs=None):

@@ -9,7 +9,7 @@ import numpy as np
 from absl import logging
 from keras import ops
 
-from tfsparse import schedules
+from tfsparse import masks, schedules
 from tfsparse.prunable import check_model
 from tfsparse.strategies.l0.gate import _check_l0, _invalid, check_log_alpha_scale
 from tfsparse.strategies.l0.insert import find_gates, insert_gates
@@ -24,11 +24,12 @@ _EPS = 0.02  # keeps the controller's ratio finite near zero sparsity
 _MAX_FACTOR = 4.0  # largest change of lambda at one update step
 
 
-class FreezeGates(keras.constraints.Constraint):
+class FreezeGates(masks.OwnedConstraint):
     """Holds `log_alpha` at `+-FROZEN_LOG_ALPHA` (by sign) while `frozen` is 1.
 
     Placed on every gate's `log_alpha` weight by `L0` when training starts;
-    not serializable, like tfsparse's masks.
+    not serializable, like tfsparse's masks. Its `owner` is the `L0` strategy
+    that claimed the gate (see `tfsparse.Strategy.check_ownership`).
 
     Args:
         frozen: Scalar float32 `keras.Variable`, 1 once the gates are frozen.
@@ -257,6 +258,7 @@ class L0(Strategy):
                 changed = True
             gate.log_alpha.constraint.frozen = self._frozen
             gate.log_alpha.constraint.scale = gate.log_alpha_scale
+            gate.log_alpha.constraint.owner = self  # claims the gate (see `Strategy.check_ownership`)
         if changed and getattr(self.model, "train_function", None) is not None:
             self.model.make_train_function(force=True)  # a step traced before would miss the constraints
         self._assigned = None
@@ -266,8 +268,18 @@ class L0(Strategy):
             import tensorflow as tf  # only needed for TensorBoard files
 
             self._writer = tf.summary.create_file_writer(self.log_dir)
+        self.fit_started()
+
+    def owned_variables(self):
+        """The gates' `log_alpha` weights (L0 has no masks)."""
+        return [gate.log_alpha for gate in self.gates]
+
+    def schedule_end(self):
+        """`end_step` in target mode; a fixed `l0` has no target to reach."""
+        return None if self.target_sparsity is None else self.schedule.end_step
 
     def on_train_batch_begin(self, batch, logs=None):
+        self.check_ownership()
         step = int(ops.convert_to_numpy(self.model.optimizer.iterations))
         update_step = self.due_update(step)
         if update_step is not None:
