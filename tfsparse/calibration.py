@@ -31,13 +31,13 @@ import itertools
 
 import numpy as np
 
+from tfsparse.errors import check_positive_int
+
 
 def check_batching(batch_size, steps) -> None:
     """Raises `ValueError` unless `batch_size` and `steps` (or `None`) are positive integers."""
-    for name, value in (("batch_size", batch_size), ("steps", steps)):
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
-            raise ValueError(f"Invalid value received for argument `{name}`. Expected a positive integer. "
-                             f"Received: {name}={value!r}")
+    check_positive_int(batch_size, "batch_size", optional=True)
+    check_positive_int(steps, "steps", optional=True)
 
 
 def check_finite(x, argument, *, offset=0, received=None) -> None:

@@ -13,6 +13,7 @@ import time
 from absl import flags
 
 from tfsparse import demo
+from tfsparse.outputs import output_directory
 
 FLAGS = flags.FlagValues()
 _QUICK = flags.DEFINE_bool("quick", False, "A data subset and fewer steps (about 2 minutes).", flag_values=FLAGS)
@@ -22,10 +23,11 @@ _OUTPUT = flags.DEFINE_string("output", None, "Output directory (default: tfspar
 
 def run(*, output=None, quick=False, overwrite=False):
     """Runs `tfsparse.demo.run`; the default output is a new timestamped folder."""
-    if output is None:
-        os.makedirs("tfsparse-demo", exist_ok=True)
-        output = os.path.join("tfsparse-demo", time.strftime("run-%Y%m%d-%H%M%S"))
-    return output, demo.run(output=output, quick=quick, overwrite=overwrite)
+    if output is not None:
+        return output, demo.run(output=output, quick=quick, overwrite=overwrite)
+    with output_directory("tfsparse-demo") as parent:  # removed again if the first run fails
+        output = os.path.join(parent, time.strftime("run-%Y%m%d-%H%M%S"))
+        return output, demo.run(output=output, quick=quick, overwrite=overwrite)
 
 
 def main(argv):
