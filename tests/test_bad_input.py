@@ -253,6 +253,9 @@ CLI_CASES = [
     Case("bench-runs-zero", ("bench", "tiny.tflite", "--runs=0"), "--runs"),
     Case("bench-threads-zero", ("bench", "tiny.tflite", "--threads=0"), "--threads"),
     Case("bench-compare-missing", ("bench", "tiny.tflite", "--compare=missing.tflite"), "does not exist"),
+    # --- demo
+    Case("demo-output-is-a-file", ("demo", "--quick", "--output=a_file"), ("flag --output", "it is a file")),
+    Case("demo-output-parent-missing", ("demo", "--quick", "--output=missing/run"), ("flag --output", "does not exist")),
     # --- compatible
     Case("compatible-output-not-keras", ("compatible", "--model=tiny.keras", "--output=c.h5"),
          ("flag --output", ".keras")),
