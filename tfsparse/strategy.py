@@ -48,6 +48,7 @@ import keras
 import numpy as np
 
 from tfsparse import masks
+from tfsparse.backend_state import after_mask_change, before_writes
 from tfsparse.distillation import pruning_target_of
 from tfsparse.prunable import check_model
 from tfsparse.selection import check_layers_argument, deserialize_selector, select_weights, serialize_selector
@@ -281,7 +282,9 @@ class Strategy(keras.callbacks.Callback):
         step = int(keras.ops.convert_to_numpy(self.model.optimizer.iterations))
         update_step = self.due_update(step)
         if update_step is not None:
+            before_writes(self.model)
             self.update_masks(update_step)
+            after_mask_change(self.model)
 
     def on_train_batch_end(self, batch, logs=None):
         if logs is not None:
