@@ -25,8 +25,8 @@ if [ -z "${TFSPARSE_SKIP_APT:-}" ]; then
   fi
 fi
 
-echo "setup: installing tfsparse (editable, extras test,data,compare,backends: JAX and PyTorch for the other Keras backends)"
-"$PYTHON" -m pip install --disable-pip-version-check -q -e ".[test,data,compare,backends]"
+echo "setup: installing tfsparse (editable, extras test,data,compare)"
+"$PYTHON" -m pip install --disable-pip-version-check -q -e ".[test,data,compare]"
 # tensorflow-model-optimization (tools/compare_tfmot.py) pins absl-py~=1.2, tfsparse needs absl-py>=2.1, so pip cannot
 # resolve both; tfmot runs with absl-py 2, so it goes in without its dependencies (the compare extra brings the rest).
 "$PYTHON" -m pip install --disable-pip-version-check -q --no-deps "tensorflow-model-optimization>=0.8,<0.9"
