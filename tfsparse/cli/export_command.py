@@ -7,7 +7,9 @@ Example:
 
 `--target=xnnpack` is refused when XNNPACK's sparse path would not fire for
 the file (the error lists why); `--allow_ineligible` writes it anyway, with
-a warning.
+a warning. With `KERAS_BACKEND=jax` (or `torch`) the model loads and is
+verified on that backend while the conversion runs in a TensorFlow-backend
+subprocess (`tfsparse.deploy.cross_backend`).
 """
 
 from __future__ import annotations

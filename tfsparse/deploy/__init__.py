@@ -9,7 +9,10 @@
 - `inspect_tflite(path)`: operators, tensors and sparse encodings of a file.
 
 TensorFlow is imported only by `export` (and the modules it uses), so
-`finalize` and `inspect_tflite` stay light.
+`finalize` and `inspect_tflite` stay light. `export` works on every Keras
+backend: on JAX or PyTorch it converts in a TensorFlow-backend subprocess
+(`tfsparse.deploy.cross_backend`) and verifies the file against the model
+on the current backend.
 
 Example:
 

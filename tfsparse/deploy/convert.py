@@ -13,6 +13,15 @@ On any error (a refused `xnnpack` export included) no file is left behind,
 an existing file at `path` is left untouched, and the input model is never
 modified.
 
+On another Keras backend (JAX, PyTorch) `export` does the same, with the same
+arguments and targets: the checks, `finalize` and the verification run here,
+against the model on that backend, while saving and converting run in a
+TensorFlow-backend subprocess (`tfsparse.deploy.cross_backend`; Keras fixes
+its backend per process, and the SavedModel Keras exports from JAX through
+`jax2tf` converts to a different graph, one XNNPACK's sparse path rejects).
+That subprocess costs a TensorFlow start (seconds) per export, and custom
+layers must then live in an importable module, not in `__main__`.
+
 Size rule: a tensor stays sparse-encoded only if that makes it smaller,
 decided per tensor on the converted file (`encoding.densify_where_not_smaller`;
 int8 `FULLY_CONNECTED` weights also stay dense for LiteRT's sake, see there).
@@ -38,12 +47,14 @@ Example:
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import signal
 import tempfile
 import threading
 import warnings
 
+import keras
 from absl import logging
 
 from tfsparse.deploy import encoding, samples as samples_lib, targets
@@ -58,6 +69,10 @@ from tfsparse.deploy.verify import signature_inputs, verify_tflite
 def export(model, path, *, target="sparse", representative_data=None, verify=True, overwrite=False,
            allow_ineligible=False):
     """Converts `model` to a `.tflite` file at `path` for `target`.
+
+    Works on every Keras backend: on JAX or PyTorch the conversion runs in a
+    TensorFlow-backend subprocess (see `tfsparse.deploy.cross_backend`), and
+    the file is verified against `model` on the current backend.
 
     Args:
         model: A built `keras.Model`, e.g. trained with a tfsparse strategy.
@@ -97,7 +112,9 @@ def export(model, path, *, target="sparse", representative_data=None, verify=Tru
             message and `error.reasons` say why; nothing is written), unless
             `allow_ineligible=True`.
         ExportError: if saving or conversion fails (says what to try), or
-            if an `int8` conversion comes out not quantized.
+            if an `int8` conversion comes out not quantized; on JAX or
+            PyTorch also if the model uses a class defined in `__main__`, or
+            the conversion subprocess dies or times out.
         VerificationError: if the file does not reproduce the model (the
             file is then not written; pass `verify=False` to keep it).
 
@@ -126,26 +143,18 @@ def export(model, path, *, target="sparse", representative_data=None, verify=Tru
         samples = samples_lib.from_representative_data(
             representative_data, model=model, names=samples_lib.keras_input_names(model))
     with _interrupts_not_swallowed():  # a Ctrl-C or SIGTERM during the work stops it before writing
-        deployable = finalize(model)
-        with tempfile.TemporaryDirectory(prefix="tfsparse_export_") as tmp:
-            saved = os.path.join(tmp, "saved_model")
-            _save(deployable, saved, spec)
-            dense_fp32 = _convert(saved, targets.TARGETS["dense"], model, what="dense float32 reference")
-            samples = samples_lib.match_signature(samples, tuple(signature_inputs(dense_fp32)))
-            content = dense_fp32 if spec.name == "dense" else _convert(saved, spec, model, samples=samples)
-            densified = {}
-            if spec.sparse:
-                content, densified = encoding.densify_where_not_smaller(content)
-                if densified and not TfliteSummary.from_bytes(content).sparse_tensors:
-                    logging.info("tfsparse.deploy: no tensor is smaller sparse; using the dense encoding")
-                    content = dense_fp32 if not spec.int8 else _convert(
-                        saved, spec, model, samples=samples, sparse=False)
-        if spec.int8:
-            _check_quantized(content, model)
-        xnnpack_lint = _xnnpack_verdict(content, allow_ineligible=allow_ineligible) if spec.name == "xnnpack" else None
+        if keras.backend.backend() == "tensorflow":
+            converted = convert_finalized(finalize(model), spec, samples=samples,
+                                          allow_ineligible=allow_ineligible, name=model.name)
+        else:  # the SavedModel and the TFLite converter need the TensorFlow backend: convert in a subprocess
+            from tfsparse.deploy import cross_backend
+
+            converted = cross_backend.convert(model, spec, samples=samples, allow_ineligible=allow_ineligible)
         verification = None
         if verify:
-            verification = verify_tflite(content, model=model, samples=samples, quantized=spec.int8)
+            verification = verify_tflite(converted.content, model=model, samples=converted.samples,
+                                         quantized=spec.int8)
+    content, xnnpack_lint = converted.content, converted.xnnpack_lint
     write_bytes(path, content, overwrite=overwrite)
     summary = TfliteSummary.from_bytes(content, path=path)
     logging.info("tfsparse.deploy: wrote %s (%d bytes)", path, len(content))
@@ -159,14 +168,60 @@ def export(model, path, *, target="sparse", representative_data=None, verify=Tru
         path=path,
         target=spec.name,
         size_bytes=len(content),
-        dense_fp32_bytes=len(dense_fp32),
+        dense_fp32_bytes=converted.dense_fp32_bytes,
         sparse_tensors=summary.sparse_tensors,
-        densified_tensors=dict(densified),
+        densified_tensors=dict(converted.densified),
         operators=summary.operators,
         input_shapes={t.name: t.shape for t in summary.inputs},
         verification=verification,
         xnnpack_lint=xnnpack_lint,
     )
+
+
+@dataclasses.dataclass(frozen=True)
+class Converted:
+    """What `convert_finalized` made, before verification and writing.
+
+    Attributes:
+        content: The `.tflite` file as bytes.
+        dense_fp32_bytes: The size of the plain dense float32 conversion.
+        densified: `{tensor name: reason}` (see `ExportResult.densified_tensors`).
+        xnnpack_lint: The linter's verdict for target `xnnpack`, else `None`.
+        samples: The input samples keyed by the file's signature input
+            names, or `None`.
+    """
+
+    content: bytes
+    dense_fp32_bytes: int
+    densified: dict
+    xnnpack_lint: dict | None
+    samples: list | None
+
+
+def convert_finalized(deployable, spec, *, samples, allow_ineligible, name) -> Converted:
+    """Saves the finalized `deployable` as a SavedModel and converts it for `spec` (TensorFlow backend only).
+
+    `samples` are keyed by `samples.keras_input_names`; `name` is the model
+    name for messages. Raises `ExportError` or `IneligibleError` as `export`.
+    """
+    with tempfile.TemporaryDirectory(prefix="tfsparse_export_") as tmp:
+        saved = os.path.join(tmp, "saved_model")
+        _save(deployable, saved, spec, name)
+        dense_fp32 = _convert(saved, targets.TARGETS["dense"], name, what="dense float32 reference")
+        samples = samples_lib.match_signature(samples, tuple(signature_inputs(dense_fp32)))
+        content = dense_fp32 if spec.name == "dense" else _convert(saved, spec, name, samples=samples)
+        densified = {}
+        if spec.sparse:
+            content, densified = encoding.densify_where_not_smaller(content)
+            if densified and not TfliteSummary.from_bytes(content).sparse_tensors:
+                logging.info("tfsparse.deploy: no tensor is smaller sparse; using the dense encoding")
+                content = dense_fp32 if not spec.int8 else _convert(
+                    saved, spec, name, samples=samples, sparse=False)
+    if spec.int8:
+        _check_quantized(content, name)
+    xnnpack_lint = _xnnpack_verdict(content, allow_ineligible=allow_ineligible) if spec.name == "xnnpack" else None
+    return Converted(content=bytes(content), dense_fp32_bytes=len(dense_fp32), densified=dict(densified),
+                     xnnpack_lint=xnnpack_lint, samples=samples)
 
 
 def check_allow_ineligible(allow_ineligible, target) -> None:
@@ -263,14 +318,14 @@ def _interrupts_not_swallowed():
         raise raised[0]
 
 
-def _check_quantized(content, model):
+def _check_quantized(content, name):
     """Raises `ExportError` unless the int8 `content` really is quantized (no float weights, int8 tensors)."""
     summary = TfliteSummary.from_bytes(content)
     floats = [t.name for t in summary.tensors if t.bytes and t.dtype.startswith("float")]
     if floats or not any(t.dtype == "int8" for t in summary.tensors):
-        listed = ", ".join(repr(name) for name in floats[:3]) + (", ..." if len(floats) > 3 else "")
+        listed = ", ".join(repr(tensor) for tensor in floats[:3]) + (", ..." if len(floats) > 3 else "")
         raise ExportError(
-            f"The TFLite converter did not quantize model {model.name!r} to int8"
+            f"The TFLite converter did not quantize model {name!r} to int8"
             + (f": {len(floats)} constant tensor(s) stayed float ({listed})" if floats else ": no int8 tensor")
             + ". This happens when calibration sees NaN or infinite activations; check that the model's "
             "outputs on representative_data are finite, or export with target='sparse' (float32). "
@@ -278,23 +333,23 @@ def _check_quantized(content, model):
         )
 
 
-def _save(model, directory, spec):
-    logging.info("tfsparse.deploy: saving %r as a SavedModel", model.name)
+def _save(model, directory, spec, name):
+    logging.info("tfsparse.deploy: saving %r as a SavedModel", name)
     try:
         signature = targets.input_signature(model, batch_size=spec.batch_size)
         model.export(directory, format="tf_saved_model", input_signature=signature, verbose=False)
     except Exception as error:
         raise ExportError(
-            f"Keras could not save model {model.name!r} as a TensorFlow SavedModel "
+            f"Keras could not save model {name!r} as a TensorFlow SavedModel "
             f"({type(error).__name__}: {error}). Every layer must be traceable by "
             "TensorFlow; call the model once on real inputs and check custom layers' "
             "`call` for Python-side effects."
         ) from error
 
 
-def _convert(saved, spec, model, *, samples=None, sparse=None, what=None):
+def _convert(saved, spec, name, *, samples=None, sparse=None, what=None):
     what = what or f"target={spec.name!r}"
-    logging.info("tfsparse.deploy: converting %r to TFLite (%s%s)", model.name, what,
+    logging.info("tfsparse.deploy: converting %r to TFLite (%s%s)", name, what,
                  f", calibrating on {len(samples)} samples" if spec.int8 and samples else "")
     try:
         return targets.run_converter(targets.converter(saved, spec, sparse=sparse, samples=samples))
@@ -305,6 +360,6 @@ def _convert(saved, spec, model, *, samples=None, sparse=None, what=None):
                 "whether the sparsity optimization is the cause.")
         message = str(error).strip().splitlines()
         raise ExportError(
-            f"The TFLite converter rejected model {model.name!r} ({what}): "
+            f"The TFLite converter rejected model {name!r} ({what}): "
             f"{type(error).__name__}: {' '.join(message[:3]) or '(no message)'}. {hint}"
         ) from error
