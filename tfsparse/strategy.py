@@ -15,7 +15,10 @@ Two hooks complete the contract:
 
 Subclasses set `self.schedule` and implement
 `compute_masks(step, weights) -> list[np.ndarray]`; they may override
-`due_update(step)`.
+`due_update(step)`. An `update_masks(step)` override may return `False`
+when it changed nothing the compiled train step holds as a constant (masks,
+constraint settings): on JAX this spares retracing the step (see
+`tfsparse.backend_state`); any other return value counts as a change.
 
 One strategy per weight: each strategy claims the weights it masks when a fit
 starts (`tfsparse.masks.attach(variable, owner=self)`) and, on the fit's first
@@ -48,7 +51,7 @@ import keras
 import numpy as np
 
 from tfsparse import masks
-from tfsparse.backend_state import after_mask_change, before_writes
+from tfsparse.backend_state import after_mask_change, before_writes, retrace_if_changed, traced_constants
 from tfsparse.distillation import pruning_target_of
 from tfsparse.prunable import check_model
 from tfsparse.selection import check_layers_argument, deserialize_selector, select_weights, serialize_selector
@@ -267,10 +270,13 @@ class Strategy(keras.callbacks.Callback):
     # ---------------------------------------------------------- callbacks
     def on_train_begin(self, logs=None):
         before = {id(v): v.constraint for v in self.model.trainable_variables}
+        constants = traced_constants(self.model)  # JAX: a step traced before also holds the masks' values
         self.attach(self.target_model)
         changed = any(v.constraint is not before.get(id(v)) for v in self.model.trainable_variables)
         if changed and getattr(self.model, "train_function", None) is not None:
             self.model.make_train_function(force=True)  # a step traced before would miss the mask constraints
+        elif not changed:
+            retrace_if_changed(self.model, constants)
         if self.log_dir:
             import tensorflow as tf  # only needed for TensorBoard files
 
@@ -283,8 +289,8 @@ class Strategy(keras.callbacks.Callback):
         update_step = self.due_update(step)
         if update_step is not None:
             before_writes(self.model)
-            self.update_masks(update_step)
-            after_mask_change(self.model)
+            if self.update_masks(update_step) is not False:
+                after_mask_change(self.model)
 
     def on_train_batch_end(self, batch, logs=None):
         if logs is not None:

@@ -35,6 +35,14 @@ callback is not regularized; the masks stay.
 instead of kernels: the first half of network slimming (Liu et al. 2017),
 whose zero channels structured pruning then removes.
 
+On JAX (`tfsparse.backend_state`) the jitted step holds `lambda`, the lock
+and the masks as constants and drops the zeros it records in a mask: a
+`LearningRateSchedule` `l1` is evaluated inside the step at
+`optimizer.iterations` instead (no retrace per step), a float `lambda` or a
+controller's change retraces the step, and with a fixed `l1` the callback
+records the zeros in the masks at each update step and when `fit` ends (a
+weight zeroed in between may come back until then).
+
 With adaptive optimizers (Adam, RMSprop...) the update is not a plain
 gradient step, so soft-thresholding by `lr * lambda` is the common
 approximation of the proximal operator, not the exact one; with SGD
@@ -65,6 +73,7 @@ from absl import logging
 from keras import ops
 
 from tfsparse import masks, schedules
+from tfsparse.backend_state import after_mask_change, before_writes, is_stateless_backend
 from tfsparse.prunable import PrunableWeight, check_model, iter_layers
 from tfsparse.selection import select_from
 from tfsparse.strategies.gmp import keep_largest
@@ -96,6 +105,14 @@ class SoftThreshold(keras.constraints.Constraint):
         lock: Scalar float32 `keras.Variable`, 1 to record zeros in `mask`.
         mask: The weight's mask variable.
         inner: The constraint the weight had before. Defaults to `None`.
+
+    Attributes:
+        lam_schedule: `None` (read `lam`), or `(schedule, begin_step,
+            end_step)`: `lambda` is `schedule(iterations)` from `begin_step`
+            until `end_step` (`None`: no end), 0 outside, computed in the step
+            from the optimizer's `iterations`. `L1` sets it on JAX for a
+            `LearningRateSchedule` `l1`, where `lam` would be a constant of
+            the jitted step.
     """
 
     def __init__(self, optimizer, lam, lock, mask, inner=None):
@@ -104,11 +121,23 @@ class SoftThreshold(keras.constraints.Constraint):
         self.lock = lock
         self.mask = mask
         self.inner = inner
+        self.lam_schedule = None
+
+    def lambda_value(self):
+        """`lambda` for the step being taken (a float32 scalar tensor)."""
+        if self.lam_schedule is None:
+            return ops.cast(ops.convert_to_tensor(self.lam), "float32")
+        schedule, begin, end = self.lam_schedule
+        step = ops.convert_to_tensor(self.optimizer.iterations)
+        active = ops.greater_equal(step, begin)
+        if end is not None:
+            active = ops.logical_and(active, ops.less(step, end))
+        return ops.where(active, ops.cast(schedule(step), "float32"), ops.zeros((), "float32"))
 
     def threshold(self):
         """`lr * lambda` for the step being taken (a scalar tensor)."""
         lr = ops.cast(self.optimizer.learning_rate, "float32")
-        value = lr * ops.cast(self.lam, "float32")
+        value = lr * self.lambda_value()
         base = getattr(self.optimizer, "inner_optimizer", self.optimizer)  # LossScaleOptimizer
         steps = getattr(base, "gradient_accumulation_steps", None)
         if steps:  # `iterations` counts updates then; `_iterations` counts batches
@@ -119,11 +148,13 @@ class SoftThreshold(keras.constraints.Constraint):
     def __call__(self, w):
         if self.inner is not None:
             w = self.inner(w)
+        w = ops.convert_to_tensor(w)  # the optimizer passes the variable: JAX's functions take no keras.Variable
         threshold = ops.cast(self.threshold(), w.dtype)
         out = w - ops.clip(w, -threshold, threshold)  # sign(w) * max(|w| - t, 0), with +0.0
         zeroed = ops.logical_and(ops.not_equal(w, 0), ops.equal(out, 0))
-        lock = ops.logical_and(zeroed, ops.greater(self.lock, 0))
-        self.mask.assign(ops.where(lock, ops.zeros_like(self.mask), self.mask))
+        lock = ops.logical_and(zeroed, ops.greater(ops.convert_to_tensor(self.lock), 0))
+        mask = ops.convert_to_tensor(self.mask)  # a tensor: JAX's functions take no keras.Variable
+        self.mask.assign(ops.where(lock, ops.zeros_like(mask), mask))  # lost on JAX: the callback records zeros
         return out
 
     def get_config(self):
@@ -221,6 +252,8 @@ class L1(Strategy):
         self._states = []  # distinct (lam, lock) variable pairs of the installed thresholds
         self._assigned = None
         self._penalty = 0.0
+        self._traced_lambda = None  # JAX: the lambda the jitted step holds (a float l1 or the controller's)
+        self._thresholded = False  # JAX, fixed l1: a step thresholded since the zeros were last recorded
 
     # ------------------------------------------------------------ selection
     def select(self, model):
@@ -350,21 +383,84 @@ class L1(Strategy):
         self._sparsity = self.current_sparsity()
         self._penalty = self._penalty_value(lam)
 
+    # ------------------------------------------------- JAX (see backend_state)
+    def _thresholds(self):
+        """The distinct `SoftThreshold`s of the selected weights."""
+        found = {}
+        for weight in self.weights:
+            inner = getattr(weight.variable.constraint, "inner", None)
+            if isinstance(inner, SoftThreshold):
+                found[id(inner)] = inner
+        return list(found.values())
+
+    def _lambda_in_step(self) -> bool:
+        """Whether the JAX step computes `lambda` itself (a `LearningRateSchedule` `l1`)."""
+        return is_stateless_backend() and isinstance(self.l1, keras.optimizers.schedules.LearningRateSchedule)
+
+    def _mask_values(self):
+        return [np.array(ops.convert_to_numpy(masks.get_mask(w.variable).value)) for w in self.weights]
+
+    def _record_zeros(self) -> bool:
+        """JAX, fixed `l1`: zeroes the masks where the steps since the last call zeroed weights; True if one changed.
+
+        On TensorFlow and PyTorch the step records them itself; JAX's jitted
+        step cannot write a mask (it is not part of the carried state).
+        """
+        if self.target_sparsity is not None or not self._thresholded:
+            return False
+        self._thresholded = False
+        changed = False
+        for weight in self.weights:
+            mask = np.asarray(ops.convert_to_numpy(masks.get_mask(weight.variable).value))
+            values = np.asarray(ops.convert_to_numpy(weight.variable.value))
+            recorded = np.where(values == 0, 0.0, mask).astype("float32")
+            if not np.array_equal(recorded, mask):
+                masks.set_mask(weight.variable, recorded)
+                changed = True
+        return changed
+
     # ----------------------------------------------------------- callbacks
     def schedule_end(self):
         """`end_step` in target mode; a fixed `l1` has no target to reach."""
         return None if self.target_sparsity is None else self.schedule.end_step
 
+    def on_train_begin(self, logs=None):
+        super().on_train_begin(logs)
+        if is_stateless_backend():
+            spec = (self.l1, self.schedule.begin_step, self.schedule.end_step) if self._lambda_in_step() else None
+            for threshold in self._thresholds():
+                threshold.lam_schedule = spec
+            # the step holds lambda, the lock and the masks as constants: one traced in an earlier fit may hold others
+            after_mask_change(self.model)
+            self._traced_lambda = self._assigned
+            self._thresholded = False
+
     def on_train_batch_begin(self, batch, logs=None):
         self.check_ownership()
         step = int(ops.convert_to_numpy(self.model.optimizer.iterations))
         update_step = self.due_update(step)
+        stateless = is_stateless_backend()
+        retrace = False
         if update_step is not None:
-            self.update_masks(update_step)
+            before_writes(self.model)
+            before = self._mask_values() if stateless else None
+            self.update_masks(update_step)  # the controller sets lambda (target mode)
+            if stateless:
+                self._record_zeros()
+                retrace = any(not np.array_equal(a, b) for a, b in zip(before, self._mask_values()))
         lam = self.lambda_at(step)
+        if lam != self._assigned:
+            before_writes(self.model)
         self._set_state(lam)
         if update_step is not None:
             self._penalty = self._penalty_value(lam)
+        if stateless:
+            if not self._lambda_in_step() and self._assigned != self._traced_lambda:
+                retrace = True  # a float lambda is a constant of the jitted step
+            if retrace:
+                after_mask_change(self.model)
+                self._traced_lambda = self._assigned
+            self._thresholded = self._thresholded or lam > 0
 
     def on_train_batch_end(self, batch, logs=None):
         super().on_train_batch_end(batch, logs)
@@ -380,7 +476,16 @@ class L1(Strategy):
             logs["l1_lambda"] = self._assigned
 
     def on_train_end(self, logs=None):
+        before_writes(self.model)
+        retrace = False
+        if is_stateless_backend():  # a later fit (without this callback) must not threshold, and keeps the zeros
+            retrace = self._record_zeros() or self._lambda_in_step() or bool(self._traced_lambda)
+            for threshold in self._thresholds():
+                threshold.lam_schedule = None
         self._set_state(0.0)
+        if retrace:
+            after_mask_change(self.model)
+            self._traced_lambda = 0.0
         if self.target_sparsity is not None and self.reached_sparsity is None:
             logging.warning(
                 "tfsparse l1: training ended at step %d, before end_step=%d: target_sparsity=%s "

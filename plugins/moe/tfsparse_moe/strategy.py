@@ -40,6 +40,7 @@ import numpy as np
 from absl import logging
 
 from tfsparse import masks, schedules
+from tfsparse.backend_state import before_writes, retrace_if_changed, traced_constants
 from tfsparse.prunable import PrunableWeight, check_model, iter_layers
 from tfsparse.selection import select_from
 from tfsparse.strategy import Strategy
@@ -180,6 +181,10 @@ class MoEExpertPruning(Strategy):
 
         A resumed fit whose first batch is due for pruning waits one batch
         for statistics; a fresh one due before any statistics raises.
+
+        Returns:
+            Whether an expert was pruned: the masks are constants of a JAX
+            step (see `tfsparse.backend_state`), traced again only then.
         """
         due = []
         for layer in self.moe_layers:
@@ -195,7 +200,7 @@ class MoEExpertPruning(Strategy):
         if missing and self._start_step > 0 and not any(self._windows[id(layer)] for layer in self.moe_layers):
             logging.info("tfsparse moe_expert: resumed at step %d with pruning due; waiting one batch for routing "
                          "statistics.", step)
-            return
+            return False
         if missing:
             raise _invalid("begin_step", f"a step after some training batches: pruning layers {missing} is due at "
                            f"step {step} but no routing statistics were collected yet (criterion "
@@ -206,6 +211,7 @@ class MoEExpertPruning(Strategy):
         self._last_update = step
         self._sparsity = self.current_sparsity()
         self.history.append((int(step), float(self._sparsity)))
+        return bool(due)
 
     def _prune(self, layer, step, count, stats):
         kept = stats.kept.copy()
@@ -259,6 +265,7 @@ class MoEExpertPruning(Strategy):
         self.moe_layers, self.targets = self._select(self.target_model)
         self._start_step = int(keras.ops.convert_to_numpy(self.model.optimizer.iterations))
         before = {id(v): v.constraint for v in self.model.trainable_variables}
+        constants = traced_constants(self.model)  # JAX: a step traced before also holds the masks' values
         self.weights = []
         with _distribution_scope(self.model):
             for layer in self.moe_layers:
@@ -271,6 +278,8 @@ class MoEExpertPruning(Strategy):
         changed = any(v.constraint is not before.get(id(v)) for v in self.model.trainable_variables)
         if changed and getattr(self.model, "train_function", None) is not None:
             self.model.make_train_function(force=True)  # a step traced before would miss the mask constraints
+        elif not changed:
+            retrace_if_changed(self.model, constants)
         self._sparsity = self.current_sparsity()
         if self.log_dir:
             import tensorflow as tf  # only needed for TensorBoard files
@@ -279,6 +288,7 @@ class MoEExpertPruning(Strategy):
         self.fit_started()
 
     def on_train_batch_end(self, batch, logs=None):
+        before_writes(self.model)  # JAX: the statistics are state the fit loop carries; read and reset them here
         for layer in self.moe_layers:
             self._windows[id(layer)].append(layer.read_statistics(reset=True))
         if logs is not None:

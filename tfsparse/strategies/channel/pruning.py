@@ -9,6 +9,7 @@ import numpy as np
 from absl import logging
 
 from tfsparse import masks, schedules
+from tfsparse.backend_state import after_mask_change, before_writes
 from tfsparse.graph import importance
 from tfsparse.prunable import PrunableWeight, check_model
 from tfsparse.strategies.channel import growing, macs
@@ -304,7 +305,12 @@ class ChannelPruning(Strategy):
         return super().due_update(step)
 
     def update_masks(self, step):
-        """Chooses channels for `step` (see the module docstring) and sets the masks."""
+        """Chooses channels for `step` (see the module docstring) and sets the masks.
+
+        Returns:
+            Whether the masks changed (on JAX, where they are constants of the
+            jitted step, the step is traced again only then).
+        """
         fading = self.regularize == "growing" and step < self.schedule.end_step
         changed = False
         if self.regularize == "growing":
@@ -332,6 +338,7 @@ class ChannelPruning(Strategy):
             logging.info("tfsparse channel: step %d, the per-step cap (max_step_fraction=%s) keeps some groups above "
                          "the target; pruning goes on every %d steps.", step, self.max_step_fraction,
                          self.schedule.frequency)
+        return changed
 
     def _scores(self, states, model=None) -> dict:
         groups = [state.group for state in states]
@@ -402,7 +409,9 @@ class ChannelPruning(Strategy):
         if self.regularize == "growing" and self.model is not None:  # fit ran exactly to end_step: remove now
             update = self.due_update(int(keras.ops.convert_to_numpy(self.model.optimizer.iterations)))
             if update is not None and update >= self.schedule.end_step:
-                self.update_masks(update)
+                before_writes(self.model)
+                if self.update_masks(update):
+                    after_mask_change(self.model)  # JAX: a later fit must not run a step holding the fading masks
         if self._capped and self._last_update is not None and self._last_update >= self.schedule.end_step:
             logging.warning(
                 "tfsparse channel: training ended with the per-step cap (max_step_fraction=%s) still holding groups "

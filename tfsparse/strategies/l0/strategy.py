@@ -10,6 +10,7 @@ from absl import logging
 from keras import ops
 
 from tfsparse import masks, schedules
+from tfsparse.backend_state import after_mask_change, before_writes
 from tfsparse.prunable import check_model
 from tfsparse.strategies.l0.gate import _check_l0, _invalid, check_log_alpha_scale
 from tfsparse.strategies.l0.insert import find_gates, insert_gates
@@ -46,9 +47,11 @@ class FreezeGates(masks.OwnedConstraint):
     def __call__(self, w):
         if self.inner is not None:
             w = self.inner(w)
+        w = ops.convert_to_tensor(w)  # the optimizer passes the variable: JAX's functions take no keras.Variable
         held = FROZEN_LOG_ALPHA / self.scale
         snapped = ops.where(w > 0, held, -held)
-        return ops.where(ops.greater(self.frozen, 0), ops.cast(snapped, w.dtype), w)
+        frozen = ops.convert_to_tensor(self.frozen)  # a tensor: JAX's functions take no keras.Variable
+        return ops.where(ops.greater(frozen, 0), ops.cast(snapped, w.dtype), w)
 
     def get_config(self):
         raise TypeError("FreezeGates is attached to a variable by tfsparse's `l0` strategy and is not serializable.")
@@ -189,14 +192,22 @@ class L0(Strategy):
         raise NotImplementedError("L0 gates channels; it has no masks.")  # not called: update_masks is overridden
 
     def update_masks(self, step):
-        """At an update step: adapts `lambda` (target mode), or freezes the gates at `end_step`."""
+        """At an update step: adapts `lambda` (target mode), or freezes the gates at `end_step`.
+
+        Returns:
+            Whether it froze the gates: the freeze flag is a constant of a
+            JAX step (see `tfsparse.backend_state`), `lambda` is not.
+        """
+        froze = False
         if self.schedule.is_frozen(step):
             self._freeze(step)
+            froze = True
         elif self.target_sparsity is not None:
             self._adapt(step)
         self._last_update = step
         self._sparsity = self.current_sparsity()
         self.history.append((int(step), float(self._sparsity)))
+        return froze
 
     def _adapt(self, step):
         # Closing lags lambda by hundreds of steps (log_alpha moves about a learning rate per step), so the
@@ -283,8 +294,13 @@ class L0(Strategy):
         step = int(ops.convert_to_numpy(self.model.optimizer.iterations))
         update_step = self.due_update(step)
         if update_step is not None:
-            self.update_masks(update_step)
-        self._set_lambda(self.lambda_at(step))
+            before_writes(self.model)  # the freeze writes log_alpha
+            if self.update_masks(update_step):
+                after_mask_change(self.model)  # FreezeGates' flag is a constant of a JAX step
+        lam = self.lambda_at(step)
+        if lam != self._assigned:
+            before_writes(self.model)  # each gate's `l0` is a weight (state on JAX): no retrace
+            self._set_lambda(lam)
         if update_step is not None:
             self._refresh()
 
@@ -302,6 +318,7 @@ class L0(Strategy):
             logs["l0_lambda"] = self._assigned
 
     def on_train_end(self, logs=None):
+        before_writes(self.model)
         self._set_lambda(0.0)
         if self.target_sparsity is not None and self.reached_sparsity is None:
             logging.warning(
