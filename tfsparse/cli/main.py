@@ -12,16 +12,14 @@ unfinished outputs and temporary files are removed.
 
 from __future__ import annotations
 
-import contextlib
 import importlib
-import signal
 import sys
-import threading
 import traceback
 
 from absl import flags, logging
 
 from tfsparse.errors import for_command_line
+from tfsparse.interrupts import Terminated, sigterm_unwinds
 
 COMMANDS = {
     "list": ("tfsparse.cli.list_command", "List registered strategies."),
@@ -39,27 +37,6 @@ def usage() -> str:
     lines = ["usage: tfsparse <command> [--flags]   (tfsparse <command> --help for flags)", "", "commands:"]
     lines += [f"  {name:<10} {text}" for name, (_, text) in COMMANDS.items()]
     return "\n".join(lines)
-
-
-class Terminated(BaseException):
-    """Raised in the main thread on SIGTERM, so `finally` blocks remove temporary and unfinished files."""
-
-
-def _raise_terminated(signum, frame):
-    raise Terminated()
-
-
-@contextlib.contextmanager
-def _signals_clean_up():
-    """SIGTERM unwinds like Ctrl-C (SIGINT) while a command runs; the old handler comes back after."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = signal.signal(signal.SIGTERM, _raise_terminated)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 def _split_verbose(args):
@@ -101,7 +78,7 @@ def main(argv) -> int:
         return 2
     logging.set_verbosity(logging.INFO)
     try:
-        with _signals_clean_up():
+        with sigterm_unwinds():
             return module.main(rest)
     except (KeyboardInterrupt, Terminated) as interrupt:
         name = "SIGTERM" if isinstance(interrupt, Terminated) else "SIGINT"

@@ -46,12 +46,9 @@ Example:
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import os
-import signal
 import tempfile
-import threading
 import warnings
 
 import keras
@@ -60,6 +57,7 @@ from absl import logging
 from tfsparse.deploy import encoding, samples as samples_lib, targets
 from tfsparse.deploy.errors import ExportError, IneligibleError
 from tfsparse.deploy.finalize import check_model, finalize
+from tfsparse.interrupts import interrupts_not_swallowed
 from tfsparse.outputs import check_output_path, write_bytes
 from tfsparse.deploy.result import ExportResult
 from tfsparse.deploy.tflite_file import TfliteSummary
@@ -142,7 +140,7 @@ def export(model, path, *, target="sparse", representative_data=None, verify=Tru
     if representative_data is not None:
         samples = samples_lib.from_representative_data(
             representative_data, model=model, names=samples_lib.keras_input_names(model))
-    with _interrupts_not_swallowed():  # a Ctrl-C or SIGTERM during the work stops it before writing
+    with interrupts_not_swallowed():  # a Ctrl-C or SIGTERM during the work stops it before writing
         if keras.backend.backend() == "tensorflow":
             converted = convert_finalized(finalize(model), spec, samples=samples,
                                           allow_ineligible=allow_ineligible, name=model.name)
@@ -271,51 +269,6 @@ def _check_path(path, *, overwrite):
             f"`.tflite`. Received: path={path!r}"
         )
     return check_output_path(path, overwrite=overwrite, argument="path")
-
-
-@contextlib.contextmanager
-def _interrupts_not_swallowed():
-    """Raises again, at the end of the block, an interrupt that TensorFlow swallowed or turned into another error.
-
-    A Python signal handler (SIGINT's `KeyboardInterrupt`, the CLI's SIGTERM
-    handler) raises wherever the main thread is; inside TensorFlow or Keras
-    (tracing, tensor conversion) a broad `except` can then drop that exception,
-    so the export would finish and write its file, or turn it into another
-    error. While the block runs, each signal with a Python handler goes through
-    a wrapper that remembers what the handler raised, and that exception is
-    raised here if the block ends without it. Only in the main thread (the only
-    one with signal handlers); signals without a Python handler are untouched.
-    """
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    raised, previous = [], {}
-
-    def remembering(handler):
-        def handle(signum, frame):
-            try:
-                handler(signum, frame)
-            except BaseException as error:
-                raised.append(error)
-                raise
-        return handle
-
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        handler = signal.getsignal(signum)
-        if callable(handler):
-            previous[signum] = handler
-            signal.signal(signum, remembering(handler))
-    try:
-        yield
-    except BaseException as error:
-        if raised and error is not raised[0]:
-            raise raised[0]  # the interrupt, not the error TensorFlow made of it
-        raise
-    finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
-    if raised:
-        raise raised[0]
 
 
 def _check_quantized(content, name):
