@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs everything tfsparse needs on a fresh Debian machine, idempotently:
 # Debian packages (the Fashion-MNIST dataset, adb), tfsparse in editable mode with
-# its extras, and every plugin distribution under plugins/.
+# its extras (JAX and a CPU PyTorch included), and every plugin distribution under plugins/.
 # Usage: bash tools/setup.sh        (set TFSPARSE_SKIP_APT=1 to skip apt)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -25,8 +25,13 @@ if [ -z "${TFSPARSE_SKIP_APT:-}" ]; then
   fi
 fi
 
-echo "setup: installing tfsparse (editable, extras test,data,compare)"
-"$PYTHON" -m pip install --disable-pip-version-check -q -e ".[test,data,compare]"
+# JAX and PyTorch (the `backends` extra): the core tests also run on them. torch 2.13.0 is pinned here because a CPU
+# build of it lies in pip's find-links on these machines (any torch>=2.4 works; an unpinned one pulls a CUDA build of
+# several GB); setuptools stays below 81, which drops pkg_resources that installed packages (fer) still import.
+TORCH_REQUIREMENT="${TFSPARSE_TORCH:-torch==2.13.0}"
+echo "setup: installing tfsparse (editable, extras test,data,compare,backends with $TORCH_REQUIREMENT)"
+"$PYTHON" -m pip install --disable-pip-version-check -q "$TORCH_REQUIREMENT" "setuptools<81"
+"$PYTHON" -m pip install --disable-pip-version-check -q -e ".[test,data,compare,backends]"
 # tensorflow-model-optimization (tools/compare_tfmot.py) pins absl-py~=1.2, tfsparse needs absl-py>=2.1, so pip cannot
 # resolve both; tfmot runs with absl-py 2, so it goes in without its dependencies (the compare extra brings the rest).
 "$PYTHON" -m pip install --disable-pip-version-check -q --no-deps "tensorflow-model-optimization>=0.8,<0.9"
