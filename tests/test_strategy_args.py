@@ -53,7 +53,7 @@ def test_target_sparsity_in_strategy_args_points_to_its_flag():
 
 def test_unknown_argument_lists_the_accepted_ones_and_a_close_match():
     accepted = ("target_sparsity, begin_step, end_step, frequency, initial_sparsity, power, schedule, scope, "
-                "max_layer_sparsity, layers, exclude, policy, log_dir")
+                "max_layer_sparsity, block_shape, layers, exclude, policy, log_dir")
     with pytest.raises(ValueError, match=re.escape(
             f"Strategy 'gmp' does not accept `foo`; it accepts: {accepted}. Received: strategy_args={{'foo': 1}}")):
         make_strategy("gmp", foo=1)

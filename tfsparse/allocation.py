@@ -60,7 +60,7 @@ def uniform(sizes, target) -> list[float]:
     return [_check_target(target)] * len(sizes)
 
 
-def erk(shapes, target, *, max_sparsity=DEFAULT_MAX_SPARSITY) -> list[float]:
+def erk(shapes, target, *, max_sparsity=DEFAULT_MAX_SPARSITY, block_size=1) -> list[float]:
     """Erdős–Rényi-Kernel sparsities, pooled exactly `target`.
 
     Density of weight `i` is `eps * sum(shape_i) / prod(shape_i)` (a conv
@@ -76,6 +76,10 @@ def erk(shapes, target, *, max_sparsity=DEFAULT_MAX_SPARSITY) -> list[float]:
         target: Pooled sparsity in [0, 1).
         max_sparsity: Highest sparsity of any one weight, in (0, 1), at least
             `target`; `None` for no cap. Defaults to `0.98`.
+        block_size: Scalars per block: the zeros are counted in whole blocks
+            (`GMP(block_shape=...)`), pooled `round(target * blocks)`, each
+            weight within one block of the real-valued solution; every size
+            must be a multiple of it. Defaults to `1`.
 
     Returns:
         One sparsity per weight, `zeros / size`.
@@ -98,10 +102,13 @@ def erk(shapes, target, *, max_sparsity=DEFAULT_MAX_SPARSITY) -> list[float]:
         raise _invalid("shapes", "a non-empty list of weight shapes of positive integers, e.g. [(3, 3, 3, 16)]",
                        shapes)
     sizes = [math.prod(int(d) for d in shape) for shape in shapes]
+    if not _is_int(block_size) or block_size < 1 or any(size % block_size for size in sizes):
+        raise _invalid("block_size", f"a positive integer dividing every weight size {sizes}", block_size)
+    sizes = [size // block_size for size in sizes]  # in blocks (scalars when block_size is 1)
     caps, pooled = _budget(sizes, _check_target(target), max_sparsity)
     # Zero number k of weight i is due once eps falls below the eps at which its real-valued count reaches k - 1/2;
     # the `pooled` such events with the largest eps are the zeros (ties: the earlier weight first). A higher target
-    # takes more events, so no count ever drops.
+    # takes more events, so no count ever drops. (With blocks, every eps is divided by block_size: same order.)
     events = np.concatenate([(1.0 - (np.arange(1, cap + 1) - 0.5) / size) * size / sum(shape)
                              for shape, size, cap in zip(shapes, sizes, caps)])
     owner = np.repeat(np.arange(len(sizes)), caps)

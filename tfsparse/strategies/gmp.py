@@ -12,6 +12,21 @@ weight then keeps its largest values. Pruned weights are exact zeros, so they
 stay the smallest and the masks only grow. After `end_step` the masks are
 frozen and training fine-tunes the remaining weights.
 
+`block_shape=(out_block, in_block)` prunes whole blocks instead of scalars
+(`tfsparse.blocks`), so that TFLite stores `Dense` / `EinsumDense` weights
+block-sparse and runs them with its sparse `FULLY_CONNECTED` kernels. It is
+given in TFLite's `[out, in]` orientation: `(1, 4)` (`"fp32"`, float32
+export) is 4 consecutive input rows of one output column of a Keras `Dense`
+kernel (`[in, out]`), `(1, 16)` (`"int8"`) the block of full-integer int8
+export. Blocks are ranked by their mean `|w|` and every scope counts them
+whole: `"layer"` zeroes `round(s * blocks)` blocks of each weight, the
+others `round(s * blocks)` pooled. Only weights TFLite runs as
+`FULLY_CONNECTED` filters can take blocks, with input sizes the block
+divides; others are refused with their names (by `prepare`, or when
+training starts): select the fully-connected layers with
+`layers=keras.layers.Dense` (a CNN's head) and prune convolutions with a
+second `GMP` without `block_shape`.
+
 Example:
 
 >>> import keras, numpy as np, tfsparse
@@ -21,6 +36,12 @@ Example:
 >>> _ = model.fit(np.ones((16, 16)), np.ones((16, 8)), batch_size=2, verbose=0, callbacks=[gmp])
 >>> int(np.count_nonzero(model.layers[0].kernel.numpy()))
 32
+>>> blocked = tfsparse.get_strategy("gmp")(target_sparsity=0.75, end_step=6, frequency=2, block_shape=(1, 4))
+>>> _ = model.fit(np.ones((16, 16)), np.ones((16, 8)), batch_size=2, verbose=0, callbacks=[blocked])
+>>> kernel = model.layers[0].kernel.numpy()  # [16 inputs, 8 outputs]: 4 x 8 blocks of 4 input rows
+>>> zero_blocks = (kernel.reshape(4, 4, 8) == 0).all(axis=1)
+>>> int(zero_blocks.sum()), bool(((kernel.reshape(4, 4, 8) != 0).all(axis=1) | zero_blocks).all())
+(24, True)
 """
 
 from __future__ import annotations
@@ -31,7 +52,8 @@ import warnings
 import keras
 import numpy as np
 
-from tfsparse import allocation, schedules
+from tfsparse import allocation, blocks, masks, schedules
+from tfsparse.errors import invalid_argument
 from tfsparse.graph_insert import functional_view, is_graph_model
 from tfsparse.strategy import Strategy
 from tfsparse.xnnpack.policy import warn_if_not_sparse_enough
@@ -79,6 +101,18 @@ class GMP(Strategy):
             fixed there and the others pruned harder. `None` (the default)
             means no cap for `"layer"` and `"global"` and `0.98` for `"erk"`
             and `"latency"`.
+        block_shape: `(out_block, in_block)` in TFLite's `[out, in]`
+            orientation: prune whole blocks of `out_block` outputs by
+            `in_block` consecutive inputs. `(1, 4)` (or `"fp32"`): 4 input
+            rows of one output column of a Keras `Dense` kernel
+            (`kernel[4*i:4*i+4, j]`), the block TFLite sparse-encodes in
+            float32; `(1, 16)` (or `"int8"`) for full-integer int8 export.
+            Every selected weight must be a `Dense` or `EinsumDense` kernel
+            (or an `MoE` expert input kernel, see `tfsparse.blocks`) whose
+            input size `in_block` divides; others are refused, with their
+            names, by `prepare` or when training starts (select the
+            fully-connected layers with `layers=keras.layers.Dense`). Not with `policy="xnnpack"` (1x1
+            convolutions, unstructured). Defaults to `(1, 1)`: unstructured.
         **kwargs: `layers`, `exclude`, `policy`, `log_dir` of
             `tfsparse.Strategy`. With `policy="xnnpack"` a final sparsity of
             2/3 or less warns: XNNPACK would still run dense.
@@ -98,9 +132,16 @@ class GMP(Strategy):
         schedule=None,
         scope="layer",
         max_layer_sparsity=None,
+        block_shape=blocks.UNSTRUCTURED,
         **kwargs,
     ):
         super().__init__(**kwargs)
+        self.block_shape = blocks.check_block_shape(block_shape)
+        if self.block_shape != blocks.UNSTRUCTURED and self.policy == "xnnpack":
+            raise invalid_argument("block_shape", "(1, 1) with policy='xnnpack': XNNPACK's sparse path runs "
+                                   "unstructured 1x1 convolutions, and block shapes apply to fully-connected weights "
+                                   "only", self.block_shape)
+        self._block_sizes = {}  # {id(variable): block size per kernel axis}, set by select()
         if schedule is not None:
             if target_sparsity is not None:
                 raise ValueError(
@@ -148,6 +189,20 @@ class GMP(Strategy):
             return allocation.DEFAULT_MAX_SPARSITY
         return self.max_layer_sparsity
 
+    def prepare(self, model):
+        """Returns `model`; with a `block_shape`, refuses now (not when training starts) weights that cannot take it."""
+        model = super().prepare(model)
+        if self.block_shape != blocks.UNSTRUCTURED and model.built:
+            self.select(model)
+        return model
+
+    def select(self, model):
+        """The selected weights; with a `block_shape`, refuses those that cannot take it (before any mask)."""
+        weights = super().select(model)
+        if self.block_shape != blocks.UNSTRUCTURED:
+            self._block_sizes = blocks.plan(weights, self.block_shape)
+        return weights
+
     def attach(self, model):
         weights = super().attach(model)
         if self.scope == "latency":
@@ -157,6 +212,8 @@ class GMP(Strategy):
     def compute_masks(self, step, weights):
         target = self.schedule.sparsity(step)
         values = [keras.ops.convert_to_numpy(w.variable.value) for w in weights]
+        if self.block_shape != blocks.UNSTRUCTURED:
+            return self._block_masks(target, weights, values)
         if self.scope == "layer":
             sparsities = allocation.uniform([v.size for v in values], target)
         elif self.scope == "global":
@@ -168,13 +225,46 @@ class GMP(Strategy):
             sparsities = allocation.latency_aware(values, costs, target, max_sparsity=self._cap)
         return [keep_largest(v, v.size - round(s * v.size)) for v, s in zip(values, sparsities)]
 
+    def _block_masks(self, target, weights, values):
+        """`compute_masks` in whole blocks: the scope allocates blocks, each weight keeps its highest-scoring ones."""
+        sizes = [self._block_sizes[id(w.variable)] for w in weights]
+        scores = [_block_scores(v, s, w.variable) for v, s, w in zip(values, sizes, weights)]
+        if self.scope == "layer":
+            sparsities = allocation.uniform([s.size for s in scores], target)
+        elif self.scope == "global":
+            sparsities = allocation.global_magnitude(scores, target, max_sparsity=self._cap)
+        elif self.scope == "erk":
+            block = self.block_shape[0] * self.block_shape[1]  # every weight's blocks have this many scalars
+            sparsities = allocation.erk([v.shape for v in values], target, max_sparsity=self._cap, block_size=block)
+        else:
+            costs = [self._costs.get(id(w.variable), 1.0) for w in weights]
+            sparsities = allocation.latency_aware(scores, costs, target, max_sparsity=self._cap)
+        return [blocks.expand(keep_largest(c, c.size - round(s * c.size)), size)
+                for c, s, size in zip(scores, sparsities, sizes)]
+
     def get_config(self):
         return {
             "schedule": schedules.serialize(self.schedule),
             "scope": self.scope,
             "max_layer_sparsity": self.max_layer_sparsity,
+            "block_shape": list(self.block_shape),  # JSON-native; the constructor takes lists
             **super().get_config(),
         }
+
+
+def _block_scores(value, sizes, variable):
+    """Mean `|w|` of each block; blocks pruned before (mask all zero) score 0, every other one more than 0.
+
+    Pruned blocks are zeros, so they stay the lowest and the masks only grow,
+    even against a kept block whose weights all became exactly zero (it
+    scores the smallest positive float instead).
+    """
+    scores = blocks.block_scores(value, sizes)
+    mask = masks.get_mask(variable)
+    if mask is not None:
+        kept = blocks.block_scores(keras.ops.convert_to_numpy(mask.value), sizes, reduce="sum") > 0
+        scores = np.where(kept, np.maximum(scores, np.finfo(np.float64).tiny), 0.0)
+    return scores
 
 
 def macs_per_weight(model, weights) -> dict:
