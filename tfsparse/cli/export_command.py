@@ -1,12 +1,17 @@
-"""`tfsparse export`: a `.keras` model to `.tflite` (dense, sparse, xnnpack, int8).
+"""`tfsparse export`: a `.keras` model to `.tflite` (dense, sparse, xnnpack, int8, sparse-fc, sparse-fc-int8).
 
 Example:
 
     tfsparse export --model=out/pruned.keras --output=out/model.tflite --target=sparse
     tfsparse export --model=out/pruned.keras --output=out/model.tflite --target=xnnpack
+    tfsparse export --model=out/mlp.keras --output=out/mlp.tflite --target=sparse-fc
+    tfsparse export --model=out/mlp.keras --output=out/mlp8.tflite --target=sparse-fc-int8 \
+        --representative_data=fashion_mnist
 
 `--target=xnnpack` is refused when XNNPACK's sparse path would not fire for
-the file (the error lists why); `--allow_ineligible` writes it anyway, with
+the file, `--target=sparse-fc` / `sparse-fc-int8` when no FULLY_CONNECTED
+would run TFLite's block-sparse 1x4 / 1x16 kernel on tflite-runtime 2.14
+(aarch64) (the error lists why); `--allow_ineligible` writes it anyway, with
 a warning. With `KERAS_BACKEND=jax` (or `torch`) the model loads and is
 verified on that backend while the conversion runs in a TensorFlow-backend
 subprocess (`tfsparse.deploy.cross_backend`).
@@ -24,7 +29,10 @@ from tfsparse.model_source import load_model_source
 FLAGS = flags.FlagValues()
 _MODEL = flags.DEFINE_string("model", None, "A .keras file (or FILE.py:FUNCTION).", flag_values=FLAGS)
 _OUTPUT = flags.DEFINE_string("output", None, "The .tflite file to write.", flag_values=FLAGS)
-_TARGET = flags.DEFINE_enum("target", "sparse", ["dense", "sparse", "xnnpack", "int8"], "Export target.", flag_values=FLAGS)
+TARGETS = ("dense", "sparse", "xnnpack", "int8", "sparse-fc", "sparse-fc-int8")  # tfsparse.deploy.targets.TARGETS
+_TARGET = flags.DEFINE_enum("target", "sparse", list(TARGETS), "Export target (see tfsparse.deploy.targets): "
+                            "sparse-fc and sparse-fc-int8 run Dense layers with TFLite's block-sparse kernels.",
+                            flag_values=FLAGS)
 _DATA = flags.DEFINE_string("representative_data", None,
                             "Dataset name or .npz whose training images calibrate int8 (and sample verification).",
                             flag_values=FLAGS)
@@ -33,8 +41,8 @@ _CHANNELS = flags.DEFINE_integer("channels", None, "Replicate grayscale to this 
 _SAMPLES = flags.DEFINE_integer("samples", 200, "Representative samples to use.", flag_values=FLAGS)
 _VERIFY = flags.DEFINE_bool("verify", True, "Compare the .tflite with Keras on sample inputs.", flag_values=FLAGS)
 _ALLOW_INELIGIBLE = flags.DEFINE_bool(
-    "allow_ineligible", False, "With --target=xnnpack: write the file even when XNNPACK's sparse path will not "
-    "fire for it (warns with the reasons) instead of refusing it.", flag_values=FLAGS)
+    "allow_ineligible", False, "With --target=xnnpack, sparse-fc or sparse-fc-int8: write the file even when its "
+    "sparse path will not run (warns with the reasons) instead of refusing it.", flag_values=FLAGS)
 _OVERWRITE = flags.DEFINE_bool("overwrite", False, "Replace an existing output file.", flag_values=FLAGS)
 _JSON = flags.DEFINE_bool("json", False, "Print the result as JSON.", flag_values=FLAGS)
 REQUIRED = ("model", "output")
@@ -64,8 +72,10 @@ def run(*, model, output, target="sparse", representative_data=None, image_size=
         return export(keras_model, output, target=target, representative_data=representative,
                       verify=verify, overwrite=overwrite, allow_ineligible=allow_ineligible)
     except IneligibleError as error:  # the same message, with the command line's spellings
-        raise IneligibleError(ineligible_message(error.reasons, sparse="--target=sparse", allow="--allow_ineligible"),
-                              reasons=error.reasons) from None
+        size_only = "--target=int8" if error.target == "sparse-fc-int8" else "--target=sparse"
+        raise IneligibleError(ineligible_message(error.reasons, target=error.target, sparse=size_only,
+                                                 allow="--allow_ineligible"),
+                              reasons=error.reasons, target=error.target) from None
 
 
 def main(argv):

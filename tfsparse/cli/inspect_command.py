@@ -5,6 +5,7 @@ Example:
     tfsparse inspect out/pruned.keras
     tfsparse inspect out/model.tflite --json
     tfsparse inspect out/model.tflite --xnnpack
+    tfsparse inspect out/mlp.tflite --fc
     tfsparse inspect out/dense.keras --xnnpack --sparsity=0.9
     tfsparse inspect out/model.tflite --nm=2:4
     tfsparse inspect out/dense.keras --channels
@@ -29,6 +30,8 @@ _NM = flags.DEFINE_string("nm", None, "Check the N:M pattern, e.g. --nm=2:4: lis
                           "FULLY_CONNECTED/CONV_2D/TRANSPOSE_CONV/CONV_3D weights of a .tflite) with a block of M "
                           "input channels holding more than N non-zeros. The exit status stays 0; read the verdict.",
                           flag_values=FLAGS)
+_FC = flags.DEFINE_bool("fc", False, "For a .tflite: which kernel runs each FULLY_CONNECTED (Dense layer) on "
+                        "tflite-runtime 2.14 (aarch64), and why not TFLite's block-sparse one.", flag_values=FLAGS)
 _CHANNELS = flags.DEFINE_bool("channels", False, "Trace the channel groups of a .keras Sequential or Functional model "
                               "(one line per group: channels, layers, prunable or why not) and count its MACs and "
                               "parameters.", flag_values=FLAGS)
@@ -55,13 +58,16 @@ class ChannelsReport:
         return f"{self.graph.summary()}\n{self.flops}"
 
 
-def run(path, *, xnnpack=False, sparsity=None, nm=None, channels=False):
+def run(path, *, xnnpack=False, sparsity=None, nm=None, channels=False, fc=False):
     """Returns a `SparsityReport` (.keras), a `TfliteSummary` (.tflite), or with
     `xnnpack=True` the planner's `PlanReport` (.keras, at `sparsity` if given)
     or the linter's `LintReport` (.tflite), or with `nm="N:M"` the N:M
     checker's `tfsparse.nm.NMReport` (`.ok`, `.violations`), or with
-    `channels=True` a `ChannelsReport` (.keras: channel groups, MACs, params)."""
+    `channels=True` a `ChannelsReport` (.keras: channel groups, MACs, params),
+    or with `fc=True` the `FULLY_CONNECTED` linter's `FcLintReport` (.tflite)."""
     path = os.fspath(path)
+    if fc:
+        return _fc(path, xnnpack=xnnpack, sparsity=sparsity, nm=nm, channels=channels)
     if channels:
         return _channels(path, xnnpack=xnnpack, sparsity=sparsity, nm=nm)
     if sparsity is not None and not (xnnpack and path.endswith(".keras")):
@@ -110,6 +116,24 @@ def run(path, *, xnnpack=False, sparsity=None, nm=None, channels=False):
     )
 
 
+def _fc(path, **others):
+    given = [f"--{name}" for name, value in others.items() if value not in (None, False)]
+    if given:
+        raise ValueError(
+            "Invalid value received for argument `fc`. --fc is a separate check; run it without "
+            f"{', '.join(given)}. Received: fc=True with {', '.join(given)}"
+        )
+    if not path.endswith(".tflite"):
+        raise ValueError(
+            "Invalid value received for argument `path`. --fc reads the FULLY_CONNECTED operators of a converted "
+            "`.tflite` file; export the model first (e.g. `tfsparse export --target=sparse-fc`). "
+            f"Received: path={path}"
+        )
+    from tfsparse.sparse_fc import lint
+
+    return lint(path)
+
+
 def _channels(path, *, xnnpack, sparsity, nm):
     others = [f"--{name}" for name, given in (("xnnpack", xnnpack), ("sparsity", sparsity is not None),
                                               ("nm", nm is not None)) if given]
@@ -137,6 +161,7 @@ def main(argv):
             "Invalid value received for argument `path`. Expected exactly one "
             f"file: tfsparse inspect PATH. Received: {argv[1:]}"
         )
-    result = run(argv[1], xnnpack=_XNNPACK.value, sparsity=_SPARSITY.value, nm=_NM.value, channels=_CHANNELS.value)
+    result = run(argv[1], xnnpack=_XNNPACK.value, sparsity=_SPARSITY.value, nm=_NM.value, channels=_CHANNELS.value,
+                 fc=_FC.value)
     print(json.dumps(result.to_dict(), indent=2) if _JSON.value else result)
     return 0

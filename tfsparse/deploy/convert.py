@@ -78,9 +78,14 @@ def export(model, path, *, target="sparse", representative_data=None, verify=Tru
         target: `"dense"` (float32), `"sparse"` (float32, sparse weights where
             smaller), `"xnnpack"` (as sparse, batch fixed to 1, and refused
             unless `tfsparse.xnnpack.lint` predicts that XNNPACK's sparse
-            path fires; see `allow_ineligible`) or `"int8"` (full-integer
-            quantization with float32 inputs/outputs). Defaults to
-            `"sparse"`.
+            path fires; see `allow_ineligible`), `"int8"` (full-integer
+            quantization with float32 inputs/outputs), `"sparse-fc"`
+            (float32, block-sparse `FULLY_CONNECTED` weights kept sparse,
+            refused unless `tfsparse.sparse_fc.lint` predicts that a
+            `FULLY_CONNECTED` runs TFLite's 1x4 block-sparse kernel) or
+            `"sparse-fc-int8"` (as `int8` with per-tensor
+            `FULLY_CONNECTED` weights, refused unless one runs the 1x16
+            kernel). See `tfsparse.deploy.targets`. Defaults to `"sparse"`.
         representative_data: Input samples: an array, a dict/list of arrays
             for several inputs, or an iterable of such batches (Keras-style
             `(x, y)` elements are fine), with finite values (NaN or
@@ -91,23 +96,28 @@ def export(model, path, *, target="sparse", representative_data=None, verify=Tru
         verify: Run the file with LiteRT and compare with Keras before
             writing it. Defaults to `True`.
         overwrite: Replace an existing file at `path`. Defaults to `False`.
-        allow_ineligible: Only for `target="xnnpack"`: write the file even
-            when the linter predicts that XNNPACK's sparse path will not
-            fire, with a `UserWarning` listing the reasons, instead of
-            raising. `True` with any other target is refused (those targets
-            make no such promise, so there is nothing to allow). Defaults to
-            `False`.
+        allow_ineligible: Only for `target="xnnpack"`, `"sparse-fc"` and
+            `"sparse-fc-int8"`: write the file even when the linter predicts
+            that the target's sparse path will not run, with a `UserWarning`
+            listing the reasons, instead of raising. `True` with any other
+            target is refused (those targets make no such promise, so there
+            is nothing to allow). Defaults to `False`.
 
     Returns:
         An `ExportResult` (path, sizes, sparse tensors, verification, and
-        for `xnnpack` the linter's verdict in `xnnpack_lint`).
+        for `xnnpack` the linter's verdict in `xnnpack_lint`, for
+        `sparse-fc`/`sparse-fc-int8` the `FULLY_CONNECTED` verdict in
+        `fc_lint`).
 
     Raises:
         ValueError: for invalid arguments (checked before any work), e.g.
             `representative_data` holding NaN or infinity.
         IneligibleError: (a `ValueError`) for `target="xnnpack"` when
-            XNNPACK's sparse path will not fire for the converted file (the
-            message and `error.reasons` say why; nothing is written), unless
+            XNNPACK's sparse path will not fire for the converted file, and
+            for `"sparse-fc"`/`"sparse-fc-int8"` when no `FULLY_CONNECTED`
+            runs the target's block-sparse kernel on tflite-runtime 2.14
+            (aarch64) or one cannot run there (the message and
+            `error.reasons` say why; nothing is written), unless
             `allow_ineligible=True`.
         ExportError: if saving or conversion fails (says what to try), or
             if an `int8` conversion comes out not quantized; on JAX or
@@ -133,7 +143,7 @@ def export(model, path, *, target="sparse", representative_data=None, verify=Tru
     if spec.int8 and representative_data is None:
         raise ValueError(
             "Invalid value received for argument `representative_data`. Expected input "
-            "samples (e.g. a few hundred training inputs) to calibrate target='int8'; pass "
+            f"samples (e.g. a few hundred training inputs) to calibrate target={spec.name!r}; pass "
             "representative_data=x_train[:200]. Received: representative_data=None"
         )
     samples = None
@@ -142,7 +152,7 @@ def export(model, path, *, target="sparse", representative_data=None, verify=Tru
             representative_data, model=model, names=samples_lib.keras_input_names(model))
     with interrupts_not_swallowed():  # a Ctrl-C or SIGTERM during the work stops it before writing
         if keras.backend.backend() == "tensorflow":
-            converted = convert_finalized(finalize(model), spec, samples=samples,
+            converted = convert_finalized(finalize(model, shrink=targets.shrinks(spec)), spec, samples=samples,
                                           allow_ineligible=allow_ineligible, name=model.name)
         else:  # the SavedModel and the TFLite converter need the TensorFlow backend: convert in a subprocess
             from tfsparse.deploy import cross_backend
@@ -152,7 +162,7 @@ def export(model, path, *, target="sparse", representative_data=None, verify=Tru
         if verify:
             verification = verify_tflite(converted.content, model=model, samples=converted.samples,
                                          quantized=spec.int8)
-    content, xnnpack_lint = converted.content, converted.xnnpack_lint
+    content, xnnpack_lint, fc_lint = converted.content, converted.xnnpack_lint, converted.fc_lint
     write_bytes(path, content, overwrite=overwrite)
     summary = TfliteSummary.from_bytes(content, path=path)
     logging.info("tfsparse.deploy: wrote %s (%d bytes)", path, len(content))
@@ -162,6 +172,14 @@ def export(model, path, *, target="sparse", representative_data=None, verify=Tru
             "(it will run dense):\n" + _bullets(xnnpack_lint["reasons"])
             + "\nSee `tfsparse inspect --xnnpack` for the verdict per operator.",
             UserWarning, stacklevel=2)
+    if fc_lint is not None and not fc_lint["fires"]:
+        warnings.warn(
+            f"Wrote {path} with allow_ineligible=True, but no FULLY_CONNECTED of it will run TFLite's "
+            f"{fc_lint['kernel']} kernel on {fc_lint['runtime']}:\n" + _bullets(fc_lint["reasons"])
+            + "\nSee `tfsparse inspect --fc` for the verdict per operator.",
+            UserWarning, stacklevel=2)
+    if spec.name == "int8":
+        _warn_unsupported_fc(content, path)
     return ExportResult(
         path=path,
         target=spec.name,
@@ -173,6 +191,7 @@ def export(model, path, *, target="sparse", representative_data=None, verify=Tru
         input_shapes={t.name: t.shape for t in summary.inputs},
         verification=verification,
         xnnpack_lint=xnnpack_lint,
+        fc_lint=fc_lint,
     )
 
 
@@ -187,6 +206,8 @@ class Converted:
         xnnpack_lint: The linter's verdict for target `xnnpack`, else `None`.
         samples: The input samples keyed by the file's signature input
             names, or `None`.
+        fc_lint: The `FULLY_CONNECTED` verdict for targets `sparse-fc` and
+            `sparse-fc-int8` (see `ExportResult.fc_lint`), else `None`.
     """
 
     content: bytes
@@ -194,6 +215,7 @@ class Converted:
     densified: dict
     xnnpack_lint: dict | None
     samples: list | None
+    fc_lint: dict | None = None
 
 
 def convert_finalized(deployable, spec, *, samples, allow_ineligible, name) -> Converted:
@@ -210,7 +232,8 @@ def convert_finalized(deployable, spec, *, samples, allow_ineligible, name) -> C
         content = dense_fp32 if spec.name == "dense" else _convert(saved, spec, name, samples=samples)
         densified = {}
         if spec.sparse:
-            content, densified = encoding.densify_where_not_smaller(content)
+            content, densified = encoding.densify_where_not_smaller(
+                content, keep_block_sparse_fc=spec.fc_kernel is not None)
             if densified and not TfliteSummary.from_bytes(content).sparse_tensors:
                 logging.info("tfsparse.deploy: no tensor is smaller sparse; using the dense encoding")
                 content = dense_fp32 if not spec.int8 else _convert(
@@ -218,22 +241,26 @@ def convert_finalized(deployable, spec, *, samples, allow_ineligible, name) -> C
     if spec.int8:
         _check_quantized(content, name)
     xnnpack_lint = _xnnpack_verdict(content, allow_ineligible=allow_ineligible) if spec.name == "xnnpack" else None
+    fc_lint = _fc_verdict(content, spec, allow_ineligible=allow_ineligible) if spec.fc_kernel else None
     return Converted(content=bytes(content), dense_fp32_bytes=len(dense_fp32), densified=dict(densified),
-                     xnnpack_lint=xnnpack_lint, samples=samples)
+                     xnnpack_lint=xnnpack_lint, samples=samples, fc_lint=fc_lint)
 
 
 def check_allow_ineligible(allow_ineligible, target) -> None:
-    """Raises a `ValueError` unless `allow_ineligible` is a bool, `True` only with target `xnnpack`."""
+    """Raises a `ValueError` unless `allow_ineligible` is a bool, `True` only with a gated target
+    (`xnnpack`, `sparse-fc`, `sparse-fc-int8`)."""
     if not isinstance(allow_ineligible, bool):
         raise ValueError(
             "Invalid value received for argument `allow_ineligible`. Expected a bool. "
             f"Received: allow_ineligible={allow_ineligible!r}"
         )
-    if allow_ineligible and target != "xnnpack":
+    if allow_ineligible and target not in targets.GATED:
+        gated = ", ".join(repr(name) for name in targets.GATED[1:-1])
         raise ValueError(
             "Invalid value received for argument `allow_ineligible`. Expected False unless "
-            "target='xnnpack': only that target checks that XNNPACK's sparse path fires, so there "
-            f"is nothing to allow for target={target!r}. Received: allow_ineligible=True"
+            f"target={targets.GATED[0]!r}, {gated} or {targets.GATED[-1]!r}: only those targets check that "
+            f"their sparse path runs, so there is nothing to allow for target={target!r}. "
+            "Received: allow_ineligible=True"
         )
 
 
@@ -241,12 +268,27 @@ def _bullets(reasons):
     return "\n".join(f"  - {reason}" for reason in reasons)
 
 
-def ineligible_message(reasons, *, sparse="target='sparse'", allow="allow_ineligible=True") -> str:
-    """The message of the `IneligibleError` for `reasons` (the CLI passes its flag spellings)."""
-    return ("Invalid value received for argument `target`. The converted model will not take XNNPACK's "
-            "sparse path:\n" + _bullets(reasons) + "\nFix the model (see `tfsparse inspect --xnnpack`), "
+_SIZE_ONLY = {"xnnpack": "sparse", "sparse-fc": "sparse", "sparse-fc-int8": "int8"}
+
+
+def ineligible_message(reasons, *, target="xnnpack", sparse=None, allow="allow_ineligible=True") -> str:
+    """The message of the `IneligibleError` of `target` for `reasons`.
+
+    `sparse` spells the size-only alternative (default `target='sparse'`,
+    `target='int8'` for `sparse-fc-int8`) and `allow` the override; the CLI
+    passes its flag spellings.
+    """
+    sparse = sparse or f"target={_SIZE_ONLY.get(target, 'sparse')!r}"
+    if target == "xnnpack":
+        what, inspect = "take XNNPACK's sparse path", "--xnnpack"
+    else:
+        kernel = targets.get_target(target).fc_kernel
+        what, inspect = (f"run any FULLY_CONNECTED with TFLite's {kernel} kernel on tflite-runtime 2.14 "
+                         "(aarch64)"), "--fc"
+    return (f"Invalid value received for argument `target`. The converted model will not {what}:\n"
+            + _bullets(reasons) + f"\nFix the model (see `tfsparse inspect {inspect}`), "
             f"export with {sparse} for size only, or pass {allow} to export anyway. "
-            "Received: target='xnnpack'")
+            f"Received: target={target!r}")
 
 
 def _xnnpack_verdict(content, *, allow_ineligible):
@@ -260,6 +302,45 @@ def _xnnpack_verdict(content, *, allow_ineligible):
     if not report.fires and not allow_ineligible:
         raise IneligibleError(ineligible_message(report.reasons), reasons=report.reasons)
     return verdict
+
+
+def _fc_verdict(content, spec, *, allow_ineligible):
+    """The `fc_lint` dict of the `FULLY_CONNECTED` linter on `content`; raises unless `spec.fc_kernel` runs."""
+    from tfsparse.sparse_fc import lint
+    from tfsparse.sparse_fc.kernels import UNSUPPORTED
+
+    report = lint(bytes(content))
+    unsupported = [v for v in report.ops if v.kernel == UNSUPPORTED]
+    fires = report.count(spec.fc_kernel) > 0 and not unsupported
+    reasons = []
+    if not fires:
+        if not report.ops:
+            reasons = ["no FULLY_CONNECTED operator: the model has no Dense layer to run block-sparse"]
+        else:  # why each op is not run sparse (its first reason; the others say where it runs instead)
+            refused = unsupported if unsupported and report.count(spec.fc_kernel) else report.ops
+            reasons = [f"op {v.index} ({v.weight.split(';')[0]}): {v.reasons[0]}" for v in refused if v.reasons]
+    verdict = {"fires": fires, "kernel": spec.fc_kernel, "runtime": report.runtime.name, "reasons": reasons,
+               "ops": [{"index": v.index, "weight": v.weight, "kernel": v.kernel, "reasons": list(v.reasons)}
+                       for v in report.ops]}
+    logging.info("tfsparse.deploy: %s", f"{report.count(spec.fc_kernel)} FULLY_CONNECTED predicted to run "
+                 f"{spec.fc_kernel}" if fires else f"{spec.fc_kernel} will not run: " + "; ".join(reasons))
+    if not fires and not allow_ineligible:
+        raise IneligibleError(ineligible_message(reasons, target=spec.name), reasons=reasons, target=spec.name)
+    return verdict
+
+
+def _warn_unsupported_fc(content, path):
+    """Warns when an `int8` file has a `FULLY_CONNECTED` that tflite-runtime 2.14 cannot run right."""
+    from tfsparse.sparse_fc import lint
+    from tfsparse.sparse_fc.kernels import UNSUPPORTED
+
+    report = lint(bytes(content))
+    broken = [f"op {v.index} ({v.weight.split(';')[0]}): {r}" for v in report.ops if v.kernel == UNSUPPORTED
+              for r in v.reasons]
+    if broken:
+        warnings.warn(f"Wrote {path}, but {report.runtime.label} on aarch64 cannot run it right:\n" + _bullets(broken)
+                      + "\nIt runs in TensorFlow's LiteRT (verified); for ARM export with target='sparse-fc-int8'.",
+                      UserWarning, stacklevel=3)
 
 
 def _check_path(path, *, overwrite):

@@ -81,13 +81,13 @@ def convert(model, spec, *, samples, allow_ineligible):
     Raises:
         ExportError: if the model cannot be saved, holds classes defined in
             `__main__`, or the subprocess fails (its message), times out or dies.
-        IneligibleError: as `export`, for target `xnnpack`.
+        IneligibleError: as `export`, for the gated targets (`xnnpack`, `sparse-fc`, `sparse-fc-int8`).
     """
     from tfsparse.deploy.convert import Converted
     from tfsparse.deploy.finalize import finalize
     from tfsparse.deploy.verify import signature_inputs
 
-    deployable = finalize(model)
+    deployable = finalize(model, shrink=spec.fc_kernel is None)  # as targets.shrinks(spec)
     modules = custom_modules(deployable, name=model.name)
     backend = keras.backend.backend()
     with tempfile.TemporaryDirectory(prefix="tfsparse_export_") as tmp:
@@ -119,6 +119,7 @@ def convert(model, spec, *, samples, allow_ineligible):
             result = json.load(handle)
     return Converted(content=content, dense_fp32_bytes=int(result["dense_fp32_bytes"]),
                      densified=dict(result["densified"]), xnnpack_lint=result["xnnpack_lint"],
+                     fc_lint=result.get("fc_lint"),
                      samples=samples_lib.match_signature(samples, tuple(signature_inputs(content))))
 
 
@@ -184,7 +185,7 @@ def _run_child(tmp, *, name, backend):
         with open(error_path, encoding="utf-8") as handle:
             error = json.load(handle)
         if error["type"] == "IneligibleError":
-            raise IneligibleError(error["message"], reasons=error["reasons"])
+            raise IneligibleError(error["message"], reasons=error["reasons"], target=error.get("target", "xnnpack"))
         if error["type"] in ("ExportError", "VerificationError", "ValueError"):
             raise ExportError(error["message"])
         raise ExportError(f"Converting model {name!r} in the TensorFlow-backend subprocess (Keras runs on "
@@ -294,7 +295,7 @@ def _child(tmp):
                                   allow_ineligible=args["allow_ineligible"], name=name)
     with open(os.path.join(tmp, _RESULT), "w", encoding="utf-8") as handle:
         json.dump({"dense_fp32_bytes": converted.dense_fp32_bytes, "densified": converted.densified,
-                   "xnnpack_lint": converted.xnnpack_lint}, handle)
+                   "xnnpack_lint": converted.xnnpack_lint, "fc_lint": converted.fc_lint}, handle)
     with open(os.path.join(tmp, _TFLITE), "wb") as handle:  # last: its presence means success
         handle.write(converted.content)
 
@@ -336,7 +337,8 @@ def main(argv) -> int:
         message = str(error) if isinstance(error, (ExportError, IneligibleError)) else _one_line(error)
         with open(os.path.join(tmp, _ERROR), "w", encoding="utf-8") as handle:
             json.dump({"type": type(error).__name__, "message": message or "(no message)",
-                       "reasons": list(getattr(error, "reasons", []))}, handle)
+                       "reasons": list(getattr(error, "reasons", [])),
+                       "target": getattr(error, "target", None)}, handle)
         print(f"{type(error).__name__}: {_one_line(error)}", file=sys.stderr)
         return 1
     return 0

@@ -46,7 +46,7 @@ _NOT_SMALLER = "not smaller"
 _BUFFER_ALIGNMENT = 16
 
 
-def densify_where_not_smaller(content):
+def densify_where_not_smaller(content, *, keep_block_sparse_fc=False):
     """Stores dense every sparse tensor whose sparse encoding is not smaller.
 
     A sparse tensor stays sparse only when its values, index arrays and
@@ -63,31 +63,65 @@ def densify_where_not_smaller(content):
     ("failed to delegate FULLY_CONNECTED node"), while TF 2.21's interpreter
     and the built-in kernels run it (measured).
 
+    A weight that `FULLY_CONNECTED` reads sparse itself (block-sparse, no
+    `DENSIFY`: the converter then gives the file's `FULLY_CONNECTED`
+    operator code version 8) is a special case. Stored dense, it would leave
+    the op at version 8, which XNNPACK refuses for every `FULLY_CONNECTED`
+    of the file, without the block-sparse kernel either. So such weights are
+    stored dense only when that is smaller *and* leaves another
+    `FULLY_CONNECTED` weight block-sparse or no sparse tensor at all (then
+    `tfsparse.deploy.export` writes the converter's dense file, version 1);
+    otherwise every one of them stays sparse, at the cost of at most their
+    bookkeeping (about 100 bytes each). With `keep_block_sparse_fc=True`
+    (targets `sparse-fc` and `sparse-fc-int8`, whose point is that kernel)
+    they always stay sparse.
+
     Args:
         content: A `.tflite` model as bytes.
+        keep_block_sparse_fc: Never store dense a weight that
+            `FULLY_CONNECTED` reads sparse. Defaults to `False`.
 
     Returns:
         `(content, densified)`: the rewritten model (the input object itself
         when nothing changed) and `{tensor_name: reason}` for the tensors
         stored dense.
     """
+    rewritten, densified, fc_left = _densify(content, keep_block_sparse_fc=keep_block_sparse_fc)
+    if fc_left is not None and not fc_left["sparse"] and fc_left["densified"] and fc_left["others"]:
+        logging.info("tfsparse: keeping the block-sparse FULLY_CONNECTED weights sparse: stored dense, they would "
+                     "leave FULLY_CONNECTED at version 8 (no XNNPACK) without the block-sparse kernel")
+        rewritten, densified, _ = _densify(content, keep_block_sparse_fc=True)
+    return rewritten, densified
+
+
+def _densify(content, *, keep_block_sparse_fc):
+    """`(content, densified, fc)`: the rewrite, and `fc` (None if nothing changed) counting what it left:
+    `sparse` FULLY_CONNECTED weights still read sparse, `densified` ones stored dense, `others` sparse tensors."""
     model = fb.ModelT.InitFromObj(fb.Model.GetRootAsModel(content, 0))
     if any((b.offset or 0) > 1 for b in model.buffers or []):
         logging.warning("tfsparse: model uses external buffers (>2 GB); sparse encoding left as converted.")
-        return content, {}
+        return content, {}, None
     references = _buffer_references(model)
     densified = {}
+    fc = {"sparse": 0, "densified": 0, "others": 0}
     for g, subgraph in enumerate(model.subgraphs):
         replaced = {}
         producers = {int(op.inputs[0]): op for op in subgraph.operators or []
                      if _op_code(model, op) == fb.BuiltinOperator.DENSIFY}
+        fc_weights = _sparse_fc_weights(model, subgraph)
         for index, tensor in enumerate(subgraph.tensors or []):
             if tensor.sparsity is None or tensor.type not in DTYPES or model.buffers[tensor.buffer].data is None:
                 continue
             densify_op = producers.get(index)
             reason = _dense_reason(model, subgraph, tensor, densify_op)
-            if reason is None:
+            if index in fc_weights and (reason is None or keep_block_sparse_fc):
+                fc["sparse"] += 1
                 continue
+            if reason is None:
+                fc["others"] += 1
+                continue
+            if index in fc_weights:
+                fc["densified"] += 1
             logging.info("tfsparse: storing %s dense: %s", tensor.name.decode("utf-8", "replace"), reason)
             _store_dense(model, subgraph, tensor, densify_op, references)
             if densify_op is not None:
@@ -99,13 +133,22 @@ def densify_where_not_smaller(content):
                                           and _op_code(model, op) == fb.BuiltinOperator.DENSIFY)]
             _drop_tensors(model, g, subgraph, replaced)
     if not densified:
-        return content, {}
+        return content, {}, None
     _drop_unused_opcodes(model)
     rewritten = _pack(model)
     if len(rewritten) >= len(content) and all(r.startswith(_NOT_SMALLER) for r in densified.values()):
         logging.info("tfsparse: the dense re-encoding would not shrink the file; keeping it as converted")
-        return content, {}
-    return rewritten, densified
+        return content, {}, None
+    return rewritten, densified, fc
+
+
+def _sparse_fc_weights(model, subgraph) -> set:
+    """Indices of the sparse tensors that a FULLY_CONNECTED reads directly as its weight (no DENSIFY)."""
+    tensors = subgraph.tensors or []
+    return {int(op.inputs[1]) for op in subgraph.operators or []
+            if _op_code(model, op) == fb.BuiltinOperator.FULLY_CONNECTED and op.inputs is not None
+            and len(op.inputs) > 1 and 0 <= int(op.inputs[1]) < len(tensors)
+            and tensors[int(op.inputs[1])].sparsity is not None}
 
 
 def _op_code(model, op) -> int:

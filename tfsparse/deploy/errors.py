@@ -34,16 +34,20 @@ class VerificationError(ExportError):
 
 
 class IneligibleError(ValueError):
-    """Target `xnnpack` refused: XNNPACK's sparse path will not fire for the file.
+    """A gated target refused: the file will not take the target's sparse path.
 
     Raised by `export(..., target="xnnpack")` when `tfsparse.xnnpack.lint`
-    predicts that the converted model runs dense; nothing is written. Pass
-    `allow_ineligible=True` to write it anyway.
+    predicts that the converted model runs dense, and by targets
+    `sparse-fc`/`sparse-fc-int8` when `tfsparse.sparse_fc.lint` predicts
+    that no `FULLY_CONNECTED` runs their block-sparse kernel; nothing is
+    written. Pass `allow_ineligible=True` to write it anyway.
 
     Attributes:
         reasons: The linter's reasons, one string each.
+        target: The refused target (`"xnnpack"`, `"sparse-fc"`, ...).
     """
 
-    def __init__(self, message, reasons=()):
+    def __init__(self, message, reasons=(), target="xnnpack"):
         super().__init__(message)
         self.reasons = list(reasons)
+        self.target = target

@@ -12,6 +12,7 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+import json
 
 
 @dataclasses.dataclass(frozen=True)
@@ -36,6 +37,13 @@ class ExportResult:
             on the file: `{"fires": bool, "reasons": [str, ...]}` (`fires`
             is `False` only when exported with `allow_ineligible=True`);
             `None` for the other targets.
+        fc_lint: For targets `sparse-fc` and `sparse-fc-int8`,
+            `tfsparse.sparse_fc.lint`'s verdict on the file: `{"fires":
+            bool, "kernel": the target's kernel, "runtime": name, "reasons":
+            [str, ...], "ops": [{"index", "weight", "kernel", "reasons"},
+            ...]}` (`fires`: at least one `FULLY_CONNECTED` runs `kernel`
+            and none is `unsupported`; `False` only with
+            `allow_ineligible=True`); `None` for the other targets.
     """
 
     path: str
@@ -48,6 +56,7 @@ class ExportResult:
     input_shapes: dict = dataclasses.field(default_factory=dict)
     verification: object = None
     xnnpack_lint: dict | None = None
+    fc_lint: dict | None = None
 
     @property
     def compression(self) -> float:
@@ -69,6 +78,7 @@ class ExportResult:
             "verification": None if self.verification is None else self.verification.to_dict(),
             "xnnpack_lint": None if self.xnnpack_lint is None else {
                 "fires": bool(self.xnnpack_lint["fires"]), "reasons": list(self.xnnpack_lint["reasons"])},
+            "fc_lint": None if self.fc_lint is None else _jsonable(self.fc_lint),
         }
 
     def __str__(self) -> str:
@@ -87,5 +97,15 @@ class ExportResult:
         if self.xnnpack_lint is not None:
             rows.append(("XNNPACK sparse", "predicted to fire" if self.xnnpack_lint["fires"] else
                          "will NOT fire: " + "; ".join(self.xnnpack_lint["reasons"])))
+        if self.fc_lint is not None:
+            runs = sum(op["kernel"] == self.fc_lint["kernel"] for op in self.fc_lint["ops"])
+            rows.append(("sparse FC", f"{runs} of {len(self.fc_lint['ops'])} FULLY_CONNECTED run "
+                                      f"{self.fc_lint['kernel']} on {self.fc_lint['runtime']}" if self.fc_lint["fires"]
+                         else f"will NOT run {self.fc_lint['kernel']}: " + "; ".join(self.fc_lint["reasons"])))
         width = max(len(label) for label, _ in rows)
         return "\n".join(f"{label.ljust(width)}  {value}" for label, value in rows)
+
+
+def _jsonable(value):
+    """A deep copy of a dict of JSON types (lists, not tuples)."""
+    return json.loads(json.dumps(value))

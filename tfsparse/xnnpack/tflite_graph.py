@@ -13,8 +13,8 @@ Example:
 >>> model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
 >>> path = os.path.join(tempfile.mkdtemp(), "m.tflite")
 >>> _ = tfsparse.export(model, path, target="dense", verify=False)
->>> [op.name for op in TfliteGraph.load(path).ops]
-['FULLY_CONNECTED']
+>>> [(op.name, op.version) for op in TfliteGraph.load(path).ops]
+[('FULLY_CONNECTED', 1)]
 """
 
 from __future__ import annotations
@@ -34,13 +34,19 @@ PADDING_NAMES = {fb.Padding.SAME: "SAME", fb.Padding.VALID: "VALID"}
 
 @dataclasses.dataclass
 class Op:
-    """One operator: index, builtin name, tensor indices and options."""
+    """One operator: index, builtin name, tensor indices, options and the version of its operator code.
+
+    The version belongs to the operator code, which every operator of the
+    same builtin in the file shares (so one block-sparse `FULLY_CONNECTED`
+    raises all of them to version 8).
+    """
 
     index: int
     name: str
     inputs: list
     outputs: list
     options: object
+    version: int = 1
 
 
 class TfliteGraph:
@@ -55,7 +61,7 @@ class TfliteGraph:
             code = model.operatorCodes[op.opcodeIndex]
             builtin = max(code.builtinCode, code.deprecatedBuiltinCode)
             self.ops.append(Op(index, OP_NAMES.get(builtin, f"CUSTOM_{builtin}"), list(op.inputs),
-                               list(op.outputs), op.builtinOptions))
+                               list(op.outputs), op.builtinOptions, int(code.version or 1)))
         self.producer = {t: op for op in self.ops for t in op.outputs}
         self.consumers = {}
         for op in self.ops:
