@@ -5,8 +5,9 @@ sparse `.tflite` is faster can only be seen on ARM. This package builds, once,
 an arm64 Debian root file system with tflite-runtime (`setup`), reports
 whether it is there (`status`), runs its Python under `qemu-aarch64`
 (`run_python`), benchmarks on it (the `"arm-emu"` target of
-`tfsparse.bench`), and tells whether the sparse path fired for a file
-(`observe`). Command line: `tfsparse emulator setup|status`.
+`tfsparse.bench`), tells whether the sparse path fired for a file
+(`observe`), and which kernel ran each `FULLY_CONNECTED` of a file
+(`observe_fc`). Command line: `tfsparse emulator setup|status`.
 
 Example:
 
@@ -28,6 +29,11 @@ def __getattr__(name):
         import importlib
 
         return getattr(importlib.import_module("tfsparse.emulator.observation"), name)
+    if name in ("FcObservation", "observe_fc"):
+        import importlib
+
+        return getattr(importlib.import_module("tfsparse.emulator.fc_observation"), name)
     raise AttributeError(f"module 'tfsparse.emulator' has no attribute {name!r}")
 
-__all__ = ["EmulatorError", "EmulatorStatus", "Observation", "observe", "run_python", "setup", "status"]
+__all__ = ["EmulatorError", "EmulatorStatus", "FcObservation", "Observation", "observe", "observe_fc", "run_python",
+           "setup", "status"]

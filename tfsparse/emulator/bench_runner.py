@@ -26,10 +26,13 @@ from tfsparse.emulator.errors import EmulatorError
 SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "emulated_runner.py")
 
 
-def runner_arguments(paths, *, threads, runs, warmup, seed) -> dict:
-    """The JSON argument of `emulated_runner.py` (paths made absolute)."""
-    return {"paths": [os.path.abspath(os.fspath(p)) for p in paths], "threads": int(threads), "runs": int(runs),
-            "warmup": int(warmup), "seed": int(seed)}
+def runner_arguments(paths, *, threads, runs, warmup, seed, ops=False) -> dict:
+    """The JSON argument of `emulated_runner.py` (paths made absolute; `"ops"` only when asked)."""
+    arguments = {"paths": [os.path.abspath(os.fspath(p)) for p in paths], "threads": int(threads), "runs": int(runs),
+                 "warmup": int(warmup), "seed": int(seed)}
+    if ops:
+        arguments["ops"] = True
+    return arguments
 
 
 def parse_report(stdout: str) -> dict:
@@ -47,7 +50,7 @@ def parse_report(stdout: str) -> dict:
     return report
 
 
-def run_emulated(paths, *, threads=1, runs=1, warmup=0, seed=0, cache_dir=None, timeout=None) -> dict:
+def run_emulated(paths, *, threads=1, runs=1, warmup=0, seed=0, cache_dir=None, timeout=None, ops=False) -> dict:
     """Runs `emulated_runner.py` on `paths` under qemu; returns its report dict.
 
     Args:
@@ -58,16 +61,20 @@ def run_emulated(paths, *, threads=1, runs=1, warmup=0, seed=0, cache_dir=None, 
         seed: Seed of the random inputs. Defaults to `0`.
         cache_dir: The emulator cache. Defaults to `None`.
         timeout: Seconds before qemu is killed. Defaults to `None`.
+        ops: Also report each model's nodes after delegation (`"ops"`), and
+            a file that fails to load as `"error"` instead of failing the
+            run. Defaults to `False`.
 
     Returns:
-        `{"machine", "runtime", "load_seconds", "models": [{"path", "times_ms", "outputs"}]}`.
+        `{"machine", "runtime", "load_seconds", "models": [{"path", "times_ms", "outputs"}]}`
+        (with `ops`, each model also has `"ops"` and `"error"`).
 
     Raises:
         EmulatorError: if the emulator is not set up or the run fails.
     """
     from tfsparse.emulator.qemu import run_python
 
-    arguments = runner_arguments(paths, threads=threads, runs=runs, warmup=warmup, seed=seed)
+    arguments = runner_arguments(paths, threads=threads, runs=runs, warmup=warmup, seed=seed, ops=ops)
     return parse_report(run_python(SCRIPT, json.dumps(arguments), cache_dir=cache_dir, timeout=timeout))
 
 

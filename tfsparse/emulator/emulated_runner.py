@@ -3,7 +3,8 @@
 Standalone (only numpy and `tflite_runtime`, no tfsparse): the host starts it as
 `qemu-aarch64 DIR/usr/bin/python3.11 emulated_runner.py JSON_ARGS` (see
 `tfsparse.emulator.bench_runner`). `JSON_ARGS` is
-`{"paths": [...], "threads": N, "runs": R, "warmup": W, "seed": S}`.
+`{"paths": [...], "threads": N, "runs": R, "warmup": W, "seed": S}`, with
+optionally `"ops": true`.
 Each model gets the same seeded random inputs as the local runner
 (`tfsparse.bench.local.random_input`: floats uniform in [0, 1), quantized
 integers over their whole range, other integers 0 or 1, booleans random;
@@ -13,6 +14,14 @@ default delegate is XNNPACK. Warm-up and timed invokes alternate A, B, A,
 B, ... The last line printed is one JSON object: per model its times in
 milliseconds and, for each output tensor, dtype, shape, SHA-256 and base64
 of the bytes after the last invoke.
+
+With `"ops": true` (what `tfsparse.emulator.fc_observation` asks for), each
+model also reports its nodes after delegation, `"ops": [[index, op name,
+inputs, outputs], ...]` from `Interpreter._get_ops_details()` (the original
+ops, then one `DELEGATE` node per XNNPACK partition), and a file that fails
+to load or to run is reported, `"error": "..."` with no times or outputs
+(and no ops when it did not load), instead of ending the run; the other
+files are still timed.
 """
 
 import base64
@@ -66,19 +75,76 @@ def outputs(interpreter):
     return result
 
 
+def ops(interpreter):
+    """`[[index, op name, inputs, outputs], ...]`: the nodes after delegation."""
+    return [[int(op["index"]), str(op["op_name"]), [int(t) for t in op["inputs"]], [int(t) for t in op["outputs"]]]
+            for op in interpreter._get_ops_details()]  # pylint: disable=protected-access
+
+
+def _message(error):
+    return str(error).strip() or type(error).__name__
+
+
+def load_all(args):
+    """`(interpreters, errors)`: `None` and the message for a file that failed to load when `"ops"` is set."""
+    interpreters, errors = [], []
+    for path in args["paths"]:
+        try:
+            interpreters.append(load(path, args["threads"], args["seed"]))
+            errors.append(None)
+        except (RuntimeError, ValueError) as error:
+            if not args.get("ops"):
+                raise
+            interpreters.append(None)
+            errors.append(_message(error))
+    return interpreters, errors
+
+
+def invoke(interpreters, errors, index, with_ops):
+    """Invokes model `index` unless it failed; with `"ops"` a failure is recorded, not raised. Whether it ran."""
+    if interpreters[index] is None or errors[index] is not None:
+        return False
+    try:
+        interpreters[index].invoke()
+        return True
+    except (RuntimeError, ValueError) as error:
+        if not with_ops:
+            raise
+        errors[index] = _message(error)
+        return False
+
+
+def model_report(path, durations, interpreter, error, with_ops):
+    if not with_ops:
+        return {"path": path, "times_ms": durations, "outputs": outputs(interpreter)}
+    return {"path": path, "times_ms": [] if error else durations,
+            "outputs": [] if interpreter is None or error else outputs(interpreter),
+            "ops": [] if interpreter is None else ops(interpreter), "error": error}
+
+
 def main(argv):
     args = json.loads(argv[1])
+    with_ops = bool(args.get("ops"))
     started = time.perf_counter()
-    interpreters = [load(path, args["threads"], args["seed"]) for path in args["paths"]]
+    interpreters, errors = load_all(args)
     load_s = time.perf_counter() - started
     for _ in range(args["warmup"]):
-        for interpreter in interpreters:
-            interpreter.invoke()
+        for index in range(len(interpreters)):
+            invoke(interpreters, errors, index, with_ops)
     times = [[] for _ in interpreters]
     for _ in range(args["runs"]):
-        for interpreter, durations in zip(interpreters, times):
+        for index, durations in enumerate(times):
+            interpreter = interpreters[index]
+            if interpreter is None or errors[index] is not None:
+                continue
             start = time.perf_counter()
-            interpreter.invoke()
+            try:
+                interpreter.invoke()
+            except (RuntimeError, ValueError) as error:
+                if not with_ops:
+                    raise
+                errors[index] = _message(error)
+                continue
             durations.append((time.perf_counter() - start) * 1000.0)
     import platform
 
@@ -88,8 +154,8 @@ def main(argv):
         runtime = "unknown"
     print(json.dumps({"machine": platform.machine(), "runtime": f"tflite-runtime {runtime}",
                       "load_seconds": round(load_s, 3),
-                      "models": [{"path": path, "times_ms": t, "outputs": outputs(i)}
-                                 for path, t, i in zip(args["paths"], times, interpreters)]}))
+                      "models": [model_report(path, t, i, e, with_ops)
+                                 for path, t, i, e in zip(args["paths"], times, interpreters, errors)]}))
     return 0
 
 
