@@ -158,6 +158,19 @@ def test_tfsparse_export_targets_are_linted_the_same(fc, tmp_path):
     assert "converted without tf.lite.Optimize.EXPERIMENTAL_SPARSITY" in reason and "target='sparse-fc'" in reason
 
 
+def test_an_all_zero_block_sparse_weight_is_read_as_block_sparse(fc, tmp_path):
+    # GMP at 90% of a kernel with only a few blocks zeroes all of them: the file stores no values for it, which the
+    # runtime still runs with the 1x4 kernel (observed); it must not read as "not constant" / builtin-dense.
+    model = fc.mask_blocks(fc.make_mlp(), 4, 0.9)
+    last = model.layers[-1]
+    last.kernel.assign(np.zeros(last.kernel.shape, "float32"))
+    path = tmp_path / "zero.tflite"
+    tfsparse.export(model, path, target="sparse-fc", verify=False)
+    report = lint(path)
+    assert _kernels(report) == [K.BUILTIN_SPARSE_1X4] * 3
+    assert report.ops[-1].encoding == "block-sparse" and report.ops[-1].sparsity == 1.0
+
+
 def test_report_table_and_dict(files):
     report = lint(files["fp32_mixed"])
     text = str(report)

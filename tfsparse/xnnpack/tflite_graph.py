@@ -118,11 +118,11 @@ class TfliteGraph:
             return None
         t = self.tensors[tensor]
         data = self.model.buffers[t.buffer].data if t.buffer < len(self.model.buffers) else None
+        if t.sparsity is not None:  # an all-zero sparse weight stores no values: its buffer is empty
+            return decode_sparse(t, np.asarray(data if data is not None else [], dtype=np.uint8))
         if data is None or len(data) == 0:
             return None
         data = np.asarray(data, dtype=np.uint8)
-        if t.sparsity is not None:
-            return decode_sparse(t, data)
         return np.frombuffer(data.tobytes(), dtype=DTYPES[t.type]).reshape(self.shape(tensor))
 
     def weight_is_sparse_encoded(self, tensor) -> bool:
