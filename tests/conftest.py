@@ -1,4 +1,10 @@
-"""Shared fixtures. TensorFlow's C++ logging is quietened for readable output."""
+"""Shared fixtures and the `tensorflow_only` marker. TensorFlow's C++ logging is quietened for readable output.
+
+`@pytest.mark.tensorflow_only("why")` marks a test that can only run on the
+TensorFlow backend (`tf.GradientTape` on model variables, `tf.distribute`, a
+feature tfsparse offers only there); on another `KERAS_BACKEND` it is skipped
+with the reason "TensorFlow-only: why". The reason is required.
+"""
 
 import os
 
@@ -7,6 +13,20 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
+
+
+def pytest_collection_modifyitems(config, items):
+    backend = keras.backend.backend()
+    for item in items:
+        marker = item.get_closest_marker("tensorflow_only")
+        if marker is not None:
+            if len(marker.args) != 1 or not isinstance(marker.args[0], str) or not marker.args[0]:
+                raise pytest.UsageError(f"{item.nodeid}: write @pytest.mark.tensorflow_only(\"why\"), with the reason")
+            if backend != "tensorflow":
+                item.add_marker(pytest.mark.skip(reason=f"TensorFlow-only: {marker.args[0]}"))
+        if backend == "torch":  # torch.compile (jit_compile=True) imports torch modules that use a deprecated torch API
+            item.add_marker(pytest.mark.filterwarnings(
+                r"ignore:`torch\.jit\.script_method` is deprecated:DeprecationWarning"))
 
 
 @pytest.fixture(autouse=True)

@@ -39,7 +39,12 @@ def _check_exact_zeros(strategy, before):
         assert not np.allclose(value[kept], initial[kept]), f"{weight.path} did not train"
 
 
-@pytest.mark.parametrize("setting", sorted(SETTINGS))
+# Keras' PyTorch trainer refuses steps_per_execution > 1 ("must be 1 with the PyTorch backend"): not a setting there.
+_BACKEND_SETTINGS = sorted(name for name in SETTINGS
+                           if not (name == "steps_per_execution" and keras.backend.backend() == "torch"))
+
+
+@pytest.mark.parametrize("setting", _BACKEND_SETTINGS)
 def test_masked_weights_stay_exactly_zero(setting, classification_data):
     spec = SETTINGS[setting]
     if "policy" in spec:
@@ -56,7 +61,7 @@ def test_masked_weights_stay_exactly_zero(setting, classification_data):
     gmp = GMP(target_sparsity=0.8, begin_step=0, end_step=12, frequency=3)
     before = [layer.kernel.numpy().copy() for layer in model.layers]
     model.fit(x, y, batch_size=16, epochs=spec.get("epochs", 2), verbose=0, callbacks=[gmp])
-    assert int(model.optimizer.iterations.numpy()) > 12
+    assert int(keras.ops.convert_to_numpy(model.optimizer.iterations)) > 12
     _check_exact_zeros(gmp, before)
     for weight in gmp.weights:
         assert masks.sparsity(weight.variable.numpy()) == pytest.approx(0.8, abs=1 / np.prod(weight.variable.shape))
@@ -94,6 +99,7 @@ MIRRORED_SCRIPT = textwrap.dedent(
 )
 
 
+@pytest.mark.tensorflow_only("tf.distribute.MirroredStrategy")
 def test_masked_weights_stay_zero_under_mirrored_strategy():
     proc = subprocess.run([sys.executable, "-c", MIRRORED_SCRIPT], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]

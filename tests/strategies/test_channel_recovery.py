@@ -84,20 +84,20 @@ class Trace(keras.callbacks.Callback):
 
     def on_train_begin(self, logs=None):
         self.norms[0], self.kernels[0] = self._norms()
-        self._outputs = self.model(self.probe, training=False).numpy()
+        self._outputs = keras.ops.convert_to_numpy(self.model(self.probe, training=False))
 
     def on_train_batch_begin(self, batch, logs=None):
         if len(self.strategy.history) > self._updates:
             self._updates = len(self.strategy.history)
-            outputs = self.model(self.probe, training=False).numpy()
+            outputs = keras.ops.convert_to_numpy(self.model(self.probe, training=False))
             self.shocks[self.strategy.history[-1][0]] = float(np.abs(outputs - self._outputs).max())
 
     def on_train_batch_end(self, batch, logs=None):
-        step = int(self.model.optimizer.iterations.numpy())
+        step = int(keras.ops.convert_to_numpy(self.model.optimizer.iterations))
         state = self.strategy.groups[0]
         self.norms[step], self.kernels[step] = self._norms()
         self.scheduled[step], self.removed[step] = state.scheduled.copy(), state.removed.copy()
-        self._outputs = self.model(self.probe, training=False).numpy()
+        self._outputs = keras.ops.convert_to_numpy(self.model(self.probe, training=False))
 
 
 def _channel_slices(model, channels):

@@ -135,7 +135,7 @@ def test_logs_and_report():
     row = report[0]
     assert sum(row.kept) == 4 and sum(p is not None for p in row.pruned_at) == 4
     assert row.batches == 3 and row.tokens == 3 * 4 * 6
-    assert sum(row.frequency) == pytest.approx(1.0)
+    assert sum(row.frequency) == pytest.approx(1.0, abs=0.5e-6 * len(row.frequency))  # the report rounds to 6 decimals
     assert row.to_dict()["layer"] == "moe_0"
     text = format_report(report)
     assert "layer moe_0: 4 of 8 experts kept (target 4)" in text and "weight_l1" in text
@@ -154,7 +154,8 @@ def test_weight_l1_criterion_can_prune_before_any_statistics():
     layer = model.get_layer("moe_0")
     scale = np.ones(10, "float32")
     scale[[2, 7]] = [0.01, 0.1]
-    layer.expert_kernel_out.assign(ops.convert_to_numpy(layer.expert_kernel_out) * scale[:, None, None])
+    for variable in layer.expert_variables():  # all of experts 2 and 7: the two smallest L1 norms, whatever the init
+        variable.assign(ops.convert_to_numpy(variable) * scale.reshape((-1,) + (1,) * (len(variable.shape) - 1)))
     pruner = MoEExpertPruning(8, criterion="weight_l1", begin_step=0, end_step=1, frequency=1)
     model.fit(*data(16), batch_size=8, epochs=1, verbose=0, callbacks=[pruner])
     assert pruner.events[id(layer)] == [(0, 2, None), (1, 7, None)]
