@@ -11,6 +11,7 @@ that with `-n 0`: too much for CI's 2 cores next to the rest of the suite.
 and every strategy:
 
 - whole files: masks (`test_masks`), the schedules, the report, `gmp`, `nm`
+  (and GMP's block masks: exact whole blocks, a `.keras` round trip and resume)
   (with its `.tflite` export through the TensorFlow subprocess) and the
   `L0Gate` layer (gradients, closed form, folding, export);
 - `l1`: the proximal step at the scheduled learning rate, a new instance on a
@@ -65,6 +66,8 @@ CORE = [
     "tests/test_report.py",
     "tests/strategies/test_gmp.py",
     "tests/strategies/test_nm.py",
+    "tests/strategies/test_block_sparse.py::test_dense_masks_are_whole_blocks_of_input_rows_with_exact_counts",
+    "tests/strategies/test_block_sparse.py::test_keras_save_load_resume_keeps_whole_blocks",
     "tests/test_l0_gate.py",
     *(f"{L1}test_step_is_soft_threshold_at_the_scheduled_learning_rate[{kind}-False]"
       for kind in ("float", "exponential", "piecewise")),
