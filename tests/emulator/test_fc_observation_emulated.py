@@ -142,6 +142,7 @@ def test_hybrid_version_12_is_unsupported_not_an_error(emulator_ready, files):
 def test_bench_observe_prints_the_fully_connected_kernels(emulator_ready, files, capsys):
     from tfsparse.cli import bench_command
 
+    bench_command.FLAGS.unparse_flags()  # defaults for every flag an earlier test in this worker set (--json, --compare)
     try:
         bench_command.FLAGS(["bench", "--target=arm-emu", "--runs=1", "--warmup=0"])
         assert bench_command.main(["bench", files["block4_fp32"]]) == 0
