@@ -369,7 +369,6 @@ def fc_weights(content) -> tuple:
     for op in graph.ops:
         if op.name != FULLY_CONNECTED or len(op.inputs) < 2 or op.inputs[1] < 0:
             continue
-        code = graph.model.operatorCodes[graph.subgraph.operators[op.index].opcodeIndex]
         weight = op.inputs[1]
         densify = graph.producer.get(weight)
         densify = densify is not None and densify.name == "DENSIFY"
@@ -379,7 +378,7 @@ def fc_weights(content) -> tuple:
             op=op.index, weight=name, weight_type=graph.dtype(weight),
             input_type=graph.dtype(op.inputs[0]) if op.inputs[0] >= 0 else "unknown",
             block=None if densify else _block(graph.tensors[weight]),
-            sparse=not densify and graph.is_sparse(weight), densify=densify, version=int(code.version)))
+            sparse=not densify and graph.is_sparse(weight), densify=densify, version=op.version))
     return tuple(weights)
 
 
